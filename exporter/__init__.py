@@ -1,0 +1,48 @@
+"""The exporter half: background source refreshes served as pre-rendered /metrics."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from exporter.config import ExporterConfig
+from exporter.runner import Runner
+from exporter.sources import build_sources
+from exporter.sources.base import SourceContext
+from exporter.stats import SelfCollector, UpstreamStats
+from tensafe_ops.keys import CLOCK_KEY, DEMO_KEY, SELF_REGISTRY_KEY, STATE_STORE_KEY
+from tensafe_ops.metrics import PRERENDERED_KEY
+
+RUNNER_KEY = web.AppKey("exporter_runner", Runner)
+
+
+def setup(app: web.Application, cfg: ExporterConfig) -> None:
+    stats = UpstreamStats(demo=app[DEMO_KEY])
+    state = app[STATE_STORE_KEY]
+    runner = Runner([], state, stats, app[CLOCK_KEY])
+    context = SourceContext(state=state, stats=stats, clock=app[CLOCK_KEY], facts=runner)
+    runner.sources = build_sources(cfg, context)
+    app[RUNNER_KEY] = runner
+    app[SELF_REGISTRY_KEY].register(
+        SelfCollector(stats, tuple(s.source.name for s in runner.sources))
+    )
+    app[PRERENDERED_KEY].append(runner.current)
+    app.cleanup_ctx.append(_run_sources)
+
+
+async def _run_sources(app: web.Application) -> AsyncIterator[None]:
+    runner = app[RUNNER_KEY]
+    await runner.restore()
+    tasks = [
+        asyncio.create_task(runner.run_forever(s), name=f"source:{s.source.name}")
+        for s in runner.sources
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for scheduled in runner.sources:
+        await scheduled.source.aclose()

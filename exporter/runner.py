@@ -1,0 +1,118 @@
+"""Runs each source on its own interval and swaps in its new snapshot.
+
+A failing source keeps its last good snapshot (no false zeros) and is marked down.
+Snapshots are persisted so a restarted exporter serves real values at once.
+"""
+
+import asyncio
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from exporter.snapshot import Snapshot
+from exporter.sources.base import ScheduledSource
+from exporter.stats import UpstreamStats
+from tensafe_ops.clock import Clock
+from tensafe_ops.http import UpstreamError, backoff_delay
+from tensafe_ops.log import get_logger
+from tensafe_ops.metrics import Exposition
+from tensafe_ops.storage import StateStore
+
+log = get_logger("tensafe_ops.exporter")
+
+SNAPSHOT_NAMESPACE = "snapshot"
+
+
+class Runner:
+    def __init__(
+        self, sources: list[ScheduledSource], state: StateStore, stats: UpstreamStats, clock: Clock
+    ) -> None:
+        self.sources = sources
+        self.state = state
+        self.stats = stats
+        self.clock = clock
+        self.snapshots: dict[str, Snapshot] = {}
+        self.exposition = Exposition()
+
+    # FactsView
+    def facts(self, source: str) -> Mapping[str, Any] | None:
+        snapshot = self.snapshots.get(source)
+        return None if snapshot is None else snapshot.facts
+
+    def current(self) -> Exposition:
+        return self.exposition
+
+    def _swap(self, snapshot: Snapshot) -> None:
+        self.snapshots[snapshot.source] = snapshot
+        ordered = sorted(self.snapshots.values(), key=lambda s: s.source)
+        self.exposition = Exposition.join((s.text, s.openmetrics) for s in ordered)
+
+    async def restore(self) -> None:
+        """Serve the last persisted snapshots until the first refreshes finish."""
+        names = {s.source.name for s in self.sources}
+        stored = await self.state.get_all(SNAPSHOT_NAMESPACE)
+        for name, data in stored.items():
+            if name not in names:
+                continue
+            try:
+                snapshot = Snapshot.from_json(name, data)
+            except (KeyError, TypeError, ValueError):
+                log.warning("snapshot_unreadable", source=name)
+                continue
+            self._swap(snapshot)
+            self.stats.source(name).last_success = snapshot.taken_at
+            log.info("snapshot_restored", source=name, taken_at=snapshot.taken_at)
+
+    async def refresh_once(self, scheduled: ScheduledSource) -> bool:
+        source, cfg = scheduled.source, scheduled.config
+        status = self.stats.source(source.name)
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(source.refresh(self.clock()), cfg.timeout)
+            snapshot = Snapshot.build(
+                source.name, result.families, self.clock().timestamp(), result.facts
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a source must never take the process down
+            kind = (
+                exc.kind
+                if isinstance(exc, UpstreamError)
+                else ("timeout" if isinstance(exc, TimeoutError) else "internal")
+            )
+            self.stats.record_error(source.name, f"refresh_{kind}")
+            status.up = False
+            status.last_duration = time.monotonic() - started
+            log.warning(
+                "refresh_failed",
+                source=source.name,
+                kind=kind,
+                error=str(exc),
+                exc_info=kind == "internal",
+            )
+            return False
+        self._swap(snapshot)
+        status.up = True
+        status.last_success = snapshot.taken_at
+        status.last_duration = time.monotonic() - started
+        try:
+            await self.state.put(SNAPSHOT_NAMESPACE, source.name, snapshot.to_json())
+        except Exception as exc:  # serving goes on; the next refresh persists again
+            self.stats.record_error(source.name, "persist")
+            log.warning("snapshot_persist_failed", source=source.name, error=str(exc))
+        log.info("refreshed", source=source.name, duration=round(status.last_duration, 3))
+        return True
+
+    async def run_forever(self, scheduled: ScheduledSource) -> None:
+        failures = 0
+        while True:
+            ok = await self.refresh_once(scheduled)
+            interval = scheduled.config.interval
+            if ok:
+                failures = 0
+                delay = interval * random.uniform(0.95, 1.05)
+            else:
+                failures += 1
+                delay = min(interval, 5.0 + backoff_delay(failures, base=5.0, cap=interval))
+            await asyncio.sleep(delay)

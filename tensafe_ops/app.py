@@ -1,0 +1,63 @@
+"""The app factory: one aiohttp application with the exporter and webhook halves."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+import exporter
+import webhook
+from tensafe_ops import __version__, metrics
+from tensafe_ops.clock import Clock, utcnow
+from tensafe_ops.keys import CLOCK_KEY, DEMO_KEY, STATE_STORE_KEY
+from tensafe_ops.settings import Settings
+from tensafe_ops.storage import StateStore, create_engine, migrate
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+
+
+async def _state_db(app: web.Application) -> AsyncIterator[None]:
+    store = app[STATE_STORE_KEY]
+    await migrate(store.engine)
+    yield
+    await store.engine.dispose()
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await asyncio.wait_for(request.app[STATE_STORE_KEY].ping(), 2.0)
+    except Exception as exc:  # any failure means not ready; say which
+        return web.json_response(
+            {"status": "unavailable", "state_db": type(exc).__name__}, status=503
+        )
+    return web.json_response({"status": "ready", "state_db": "ok", "config": "loaded"})
+
+
+async def index(request: web.Request) -> web.Response:
+    demo = " (demo: simulated data)" if request.app[DEMO_KEY] else ""
+    body = (
+        f"<html><head><title>tensafe-ops</title></head><body><h1>tensafe-ops {__version__}{demo}"
+        "</h1><ul><li><a href='/metrics'>/metrics</a></li><li><a href='/healthz'>/healthz</a>"
+        "</li><li><a href='/readyz'>/readyz</a></li></ul></body></html>"
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+def make_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
+    app = web.Application(client_max_size=1024**2)
+    app[SETTINGS_KEY] = settings
+    app[CLOCK_KEY] = clock
+    app[DEMO_KEY] = settings.demo
+    app[STATE_STORE_KEY] = StateStore(create_engine(settings.server.db_url()))
+    app.cleanup_ctx.append(_state_db)
+    metrics.setup(app)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    exporter.setup(app, settings.exporter)
+    webhook.setup(app, settings.webhook)
+    return app

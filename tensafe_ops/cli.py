@@ -1,0 +1,150 @@
+"""The `tensafe-ops` command: serve, check-config, --version."""
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from aiohttp import web
+
+from tensafe_ops import __version__
+from tensafe_ops.log import get_logger, register_secrets, setup_logging
+from tensafe_ops.settings import ConfigError, Settings, load_settings, secret_values
+
+
+def _print_config_error(exc: ConfigError) -> None:
+    click.echo("invalid configuration:", err=True)
+    for location, message in exc.details:
+        click.echo(f"  {location}: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tensafe-ops")
+def main() -> None:
+    """TenSafe operations exporter and Alertmanager router."""
+
+
+@main.command("check-config")
+@click.argument("file", type=click.Path(path_type=Path))
+def check_config(file: Path) -> None:
+    """Validate FILE; print each invalid field and exit 1 if anything is wrong."""
+    try:
+        load_settings(file)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        sys.exit(1)
+    click.echo(f"{file}: configuration is valid")
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    envvar="TENSAFE_OPS_CONFIG",
+    help="YAML configuration file.",
+)
+@click.option("--demo", is_flag=True, help="Run on the built-in simulated TenSafe world.")
+@click.option(
+    "--world",
+    "world_file",
+    type=click.Path(exists=True, path_type=Path),
+    help="With --demo: load the simulated world from this JSON/YAML file.",
+)
+@click.option(
+    "--scale",
+    type=click.FloatRange(min=0.01, max=100),
+    default=1.0,
+    show_default=True,
+    help="With --demo: multiply the default world size (300 accounts).",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--host", help="Listen address (overrides server.host).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Listen port (overrides server.port).")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    help="Directory of the SQLite state DB (overrides server.state_dir).",
+)
+def serve(
+    config_file: Path | None,
+    demo: bool,
+    world_file: Path | None,
+    scale: float,
+    seed: int,
+    host: str | None,
+    port: int | None,
+    state_dir: Path | None,
+) -> None:
+    """Run the exporter and webhook receiver."""
+    try:
+        settings = load_settings(config_file)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        sys.exit(1)
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {"host": host, "port": port, "state_dir": state_dir}.items()
+        if v is not None
+    }
+    if overrides:
+        settings = settings.model_copy(
+            update={"server": settings.server.model_copy(update=overrides)}
+        )
+    setup_logging(settings.server.log_format)
+    register_secrets(secret_values(settings))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings, demo=demo, world_file=world_file, scale=scale, seed=seed))
+
+
+async def _serve(
+    settings: Settings, *, demo: bool, world_file: Path | None, scale: float, seed: int
+) -> None:
+    from tensafe_ops.app import make_app
+
+    log = get_logger("tensafe_ops")
+    running = None
+    if demo:
+        from tensafe_ops.sandbox import world as sandbox_world
+        from tensafe_ops.sandbox.server import start_world
+
+        world = (
+            sandbox_world.load(world_file)
+            if world_file
+            else sandbox_world.generate(seed, sandbox_world.WorldSize().scaled(scale))
+        )
+        state_dir = settings.server.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        usage_url = f"sqlite+aiosqlite:///{state_dir / 'demo-usage.db'}"
+        running = await start_world(world, usage_db_url=usage_url, tick_every=30.0)
+        settings = running.configure(settings)
+        register_secrets(secret_values(settings))
+        log.warning(
+            "demo_mode",
+            note="every source is the simulated TenSafe world, not real data",
+            accounts=len(world.accounts),
+            fakes=running.urls,
+        )
+
+    app = make_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+    await site.start()
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    click.echo(f"tensafe-ops {__version__} listening on {base}")
+    click.echo(f"  metrics: {base}/metrics\n  health:  {base}/healthz  {base}/readyz")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        if running is not None:
+            await running.stop()

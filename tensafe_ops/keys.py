@@ -1,0 +1,13 @@
+"""Every aiohttp AppKey of the process lives here (exporter and webhook import only this)."""
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from tensafe_ops.clock import Clock
+from tensafe_ops.storage import StateStore
+
+CLOCK_KEY: web.AppKey[Clock] = web.AppKey("clock")
+STATE_STORE_KEY = web.AppKey("state_store", StateStore)
+SELF_REGISTRY_KEY = web.AppKey("self_registry", CollectorRegistry)
+"""Live process metrics (small; rendered on every scrape)."""
+DEMO_KEY = web.AppKey("demo", bool)

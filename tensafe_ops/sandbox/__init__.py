@@ -1,0 +1,1 @@
+"""The simulated upstream world: fake Zendesk, Stripe, PagerDuty and usage DB servers."""

@@ -1,0 +1,110 @@
+"""Runs the fake upstreams on loopback and points a Settings object at them."""
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from tensafe_ops.clock import Clock, utcnow
+from tensafe_ops.sandbox import pagerduty_api, stripe_api, usage_world, zendesk_api
+from tensafe_ops.sandbox.faults import Faults
+from tensafe_ops.sandbox.world import World, advance
+from tensafe_ops.settings import Settings
+
+# Credentials the fakes accept; real deployments never use these.
+DEMO_CREDENTIALS: dict[str, dict[str, str]] = {
+    "zendesk": {"email": "demo@tensafe.example", "token": "demo-zendesk-token"},
+    "stripe": {"api_key": "sk_test_demo_tensafe"},
+    "pagerduty": {"token": "demo-pagerduty-token"},
+}
+
+
+@dataclass
+class RunningWorld:
+    world: World
+    usage_db_url: str
+    faults: dict[str, Faults] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    runners: list[web.AppRunner] = field(default_factory=list)
+    ticker: "asyncio.Task[None] | None" = None
+
+    def configure(self, settings: Settings) -> Settings:
+        """Settings with every source pointed at the fakes (and demo mode on)."""
+        exp = settings.exporter
+        zd = DEMO_CREDENTIALS["zendesk"]
+        update: dict[str, Any] = {
+            "zendesk": exp.zendesk.model_copy(
+                update={
+                    "base_url": self.urls["zendesk"],
+                    "email": zd["email"],
+                    "token": SecretStr(zd["token"]),
+                }
+            ),
+            "stripe": exp.stripe.model_copy(
+                update={
+                    "base_url": self.urls["stripe"],
+                    "api_key": SecretStr(DEMO_CREDENTIALS["stripe"]["api_key"]),
+                }
+            ),
+            "pagerduty": exp.pagerduty.model_copy(
+                update={
+                    "base_url": self.urls["pagerduty"],
+                    "token": SecretStr(DEMO_CREDENTIALS["pagerduty"]["token"]),
+                }
+            ),
+            "usage": exp.usage.model_copy(update={"url": SecretStr(self.usage_db_url)}),
+        }
+        return settings.model_copy(update={"demo": True, "exporter": exp.model_copy(update=update)})
+
+    async def stop(self) -> None:
+        if self.ticker is not None:
+            self.ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.ticker
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+async def _serve(app: web.Application, host: str) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://{host}:{port}"
+
+
+async def _tick(world: World, clock: Clock, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        advance(world, clock())
+
+
+async def start_world(
+    world: World,
+    *,
+    usage_db_url: str,
+    host: str = "127.0.0.1",
+    faults: dict[str, Faults] | None = None,
+    tick_every: float | None = None,
+    clock: Clock = utcnow,
+) -> RunningWorld:
+    """Serve `world` over HTTP on loopback; with `tick_every`, the world keeps changing."""
+    running = RunningWorld(world=world, usage_db_url=usage_db_url, faults=faults or {})
+    apps = {"zendesk": zendesk_api, "stripe": stripe_api, "pagerduty": pagerduty_api}
+    for name, module in apps.items():
+        fault = running.faults.setdefault(name, Faults())
+        app = module.make_app(world, fault, credentials=DEMO_CREDENTIALS[name])
+        runner, url = await _serve(app, host)
+        running.runners.append(runner)
+        running.urls[name] = url
+    await usage_world.write_database(world, usage_db_url)
+    if tick_every:
+        running.ticker = asyncio.create_task(_tick(world, clock, tick_every))
+    return running
+
+
+__all__ = ["DEMO_CREDENTIALS", "RunningWorld", "start_world"]

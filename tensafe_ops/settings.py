@@ -1,0 +1,105 @@
+"""Root settings: server + exporter + webhook sections from one YAML file.
+
+Secrets never live in the file: use `!env VAR` / `!file PATH`, or the
+TENSAFE_OPS_<SECTION>__<KEY> environment variables (pydantic-settings).
+"""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from exporter.config import ExporterConfig
+from tensafe_ops.model import Model
+from tensafe_ops.yamlload import SecretRefError, load_yaml
+from webhook.config import WebhookConfig
+
+
+class ConfigError(Exception):
+    """Invalid configuration, with one (location, message) pair per problem."""
+
+    def __init__(self, details: list[tuple[str, str]]) -> None:
+        self.details = details
+        super().__init__("; ".join(f"{loc}: {msg}" for loc, msg in details))
+
+
+class ServerConfig(Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9877, ge=0, le=65535)
+    state_dir: Path = Path(".tensafe-ops")
+    state_db_url: SecretStr | None = None
+    """Default: sqlite+aiosqlite:///<state_dir>/tensafe-ops.db; PostgreSQL via postgresql+asyncpg://…"""
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+
+    def db_url(self) -> str:
+        if self.state_db_url is not None:
+            return self.state_db_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{self.state_dir / 'tensafe-ops.db'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix="TENSAFE_OPS_", env_nested_delimiter="__"
+    )
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    exporter: ExporterConfig = Field(default_factory=ExporterConfig)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    demo: bool = False
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<root>"
+
+
+def parse_settings(data: Any) -> Settings:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([("<root>", "the configuration must be a mapping")])
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        # Never echo the input value: it may be a secret.
+        raise ConfigError([(_location(e["loc"]), e["msg"]) for e in exc.errors()]) from None
+
+
+def load_settings(path: Path | None) -> Settings:
+    if path is None:
+        return parse_settings({})
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([(str(path), exc.strerror or "cannot read")]) from None
+    try:
+        data = load_yaml(text)
+    except SecretRefError as exc:
+        raise ConfigError([(str(path), str(exc))]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError([(where, f"invalid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    return parse_settings(data)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret in the settings, so the logger can mask them wherever they appear."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            if secret:
+                found.append(secret)
+        elif isinstance(value, Model):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    for name in Settings.model_fields:
+        walk(getattr(settings, name))
+    return found

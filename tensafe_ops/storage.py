@@ -1,0 +1,145 @@
+"""The state database: engine creation, Alembic migrations and a namespaced JSON key-value store.
+
+SQLite (aiosqlite) by default, PostgreSQL (asyncpg) for several replicas.
+"""
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+metadata = sa.MetaData()
+
+state_kv = sa.Table(
+    "state_kv",
+    metadata,
+    sa.Column("namespace", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+_MIGRATION_LOCK_ID = 0x7E5AFE  # pg advisory lock: one replica migrates at a time
+_BATCH = 500
+
+
+def create_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return create_async_engine(url, connect_args={"timeout": 30})
+    return create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("tensafe_ops") / "migrations"))
+    cfg.attributes["connection"] = connection
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    command.upgrade(cfg, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to the newest revision (safe to run from several replicas at once)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade)
+
+
+def _upsert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+class StateStore:
+    """Namespaced JSON values, e.g. ("zendesk.cursor", "tickets") or ("zendesk.ticket", "42")."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def get(self, namespace: str, key: str) -> Any:
+        async with self.engine.connect() as conn:
+            row = await conn.execute(
+                sa.select(state_kv.c.value).where(
+                    state_kv.c.namespace == namespace, state_kv.c.key == key
+                )
+            )
+            value = row.scalar_one_or_none()
+        return None if value is None else json.loads(value)
+
+    async def get_all(self, namespace: str) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(state_kv.c.key, state_kv.c.value).where(state_kv.c.namespace == namespace)
+            )
+            return {key: json.loads(value) for key, value in rows}
+
+    async def put(self, namespace: str, key: str, value: Any) -> None:
+        await self.put_many(namespace, {key: value})
+
+    async def put_many(self, namespace: str, values: Mapping[str, Any]) -> None:
+        """Upsert many keys in one transaction."""
+        if not values:
+            return
+        now = time.time()
+        rows = [
+            {
+                "namespace": namespace,
+                "key": k,
+                "value": json.dumps(v, separators=(",", ":")),
+                "updated_at": now,
+            }
+            for k, v in values.items()
+        ]
+        async with self.engine.begin() as conn:
+            await _put_rows(conn, rows)
+
+    async def delete_many(self, namespace: str, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        async with self.engine.begin() as conn:
+            for start in range(0, len(keys), _BATCH):
+                await conn.execute(
+                    sa.delete(state_kv).where(
+                        state_kv.c.namespace == namespace,
+                        state_kv.c.key.in_(keys[start : start + _BATCH]),
+                    )
+                )
+
+    async def replace_namespace(self, namespace: str, values: Mapping[str, Any]) -> None:
+        """Make the namespace hold exactly these keys, atomically."""
+        now = time.time()
+        rows = [
+            {
+                "namespace": namespace,
+                "key": k,
+                "value": json.dumps(v, separators=(",", ":")),
+                "updated_at": now,
+            }
+            for k, v in values.items()
+        ]
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.delete(state_kv).where(state_kv.c.namespace == namespace))
+            await _put_rows(conn, rows)
+
+
+async def _put_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    insert = _upsert(conn.dialect.name)
+    for start in range(0, len(rows), _BATCH):
+        stmt = insert(state_kv).values(rows[start : start + _BATCH])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[state_kv.c.namespace, state_kv.c.key],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        )
+        await conn.execute(stmt)

@@ -1,0 +1,85 @@
+"""Shared fixtures: state DBs (SQLite and PostgreSQL), clocks, and dependency checks.
+
+Tests needing PostgreSQL or a Debian binary skip on a laptop without them, but in CI
+(CI=true) a missing dependency fails the test instead.
+"""
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+PG_DSN = os.environ.get("TENSAFE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def missing_dependency(reason: str) -> None:
+    """Skip locally; fail in CI, where every dependency must be present."""
+    if IN_CI:
+        pytest.fail(f"CI requires this dependency: {reason}")
+    pytest.skip(reason)
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        missing_dependency(f"{name} is not installed (apt-get install it)")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        missing_dependency(f"{SHARED} (the shared contracts) is not present")
+    return SHARED
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    try:
+        admin = await asyncpg.connect(PG_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        missing_dependency(f"PostgreSQL at {PG_DSN} is not reachable: {exc}")
+    name = f"tensafe_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run the test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+class FakeClock:
+    """A settable wall clock for pure functions and sources."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Iterator[FakeClock]:
+    yield FakeClock()

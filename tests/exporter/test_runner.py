@@ -1,0 +1,102 @@
+"""The runner keeps last good values on failure, drops vanished series and restores on restart."""
+
+import gzip
+from datetime import datetime
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.config import SourceConfig
+from exporter.runner import Runner
+from exporter.sources.base import ScheduledSource, SourceResult
+from exporter.stats import SelfCollector, UpstreamStats
+from tensafe_ops.http import UpstreamError
+from tensafe_ops.storage import StateStore, create_engine, migrate
+from tests.conftest import FakeClock
+
+
+class ScriptedSource:
+    """A source whose next answers are set by the test (a stateful stand-in, not a mock)."""
+
+    name = "zendesk"
+
+    def __init__(self) -> None:
+        self.tickets: dict[str, float] = {}
+        self.fail_with: Exception | None = None
+
+    async def refresh(self, now: datetime) -> SourceResult:
+        if self.fail_with is not None:
+            raise self.fail_with
+        family = GaugeMetricFamily("tensafe_test_tickets", "Tickets.", labels=["priority"])
+        for priority, value in sorted(self.tickets.items()):
+            family.add_metric([priority], value)
+        return SourceResult([family], facts={"acct_1": {"open": 1}})
+
+    async def aclose(self) -> None:
+        return None
+
+
+def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+    }
+
+
+async def test_failure_keeps_values_and_vanished_series_vanish(
+    state_db_url: str, clock: FakeClock
+) -> None:
+    engine = create_engine(state_db_url)
+    await migrate(engine)
+    stats = UpstreamStats()
+    source = ScriptedSource()
+    scheduled = ScheduledSource(source, SourceConfig(interval=60))
+    runner = Runner([scheduled], StateStore(engine), stats, clock)
+
+    source.tickets = {"urgent": 3, "low": 5}
+    assert await runner.refresh_once(scheduled)
+    values = samples(runner.current().text)
+    assert values[("tensafe_test_tickets", (("priority", "urgent"),))] == 3
+    assert gzip.decompress(runner.current().text_gzip) == runner.current().text
+
+    source.fail_with = UpstreamError("server_error", "boom", status=502)
+    assert not await runner.refresh_once(scheduled)
+    assert samples(runner.current().text)[("tensafe_test_tickets", (("priority", "low"),))] == 5
+    assert stats.source("zendesk").up is False
+    assert stats.errors[("zendesk", "refresh_server_error")] == 1
+
+    source.fail_with = None
+    source.tickets = {"urgent": 1}
+    clock.advance(minutes=1)
+    assert await runner.refresh_once(scheduled)
+    values = samples(runner.current().text)
+    assert ("tensafe_test_tickets", (("priority", "low"),)) not in values
+    assert stats.source("zendesk").up is True
+
+    # A restarted exporter serves the persisted snapshot before its first refresh.
+    restarted = Runner([scheduled], StateStore(engine), UpstreamStats(), clock)
+    await restarted.restore()
+    assert samples(restarted.current().text) == values
+    assert restarted.facts("zendesk") == {"acct_1": {"open": 1}}
+    assert restarted.stats.source("zendesk").last_success == clock.now.timestamp()
+    await engine.dispose()
+
+
+async def test_self_metrics_report_up_and_progress(clock: FakeClock) -> None:
+    stats = UpstreamStats(demo=True)
+    stats.source("stripe").up = True
+    stats.source("stripe").last_success = 1.0e9
+    stats.set_progress("zendesk", 50, 200)
+    stats.record_request("zendesk", 429)
+    collector = SelfCollector(stats, ("zendesk", "stripe"))
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in collector.collect()
+        for s in f.samples
+    }
+    assert got[("tensafe_exporter_demo_mode", ())] == 1
+    assert got[("tensafe_exporter_source_up", (("source", "zendesk"),))] == 0
+    assert got[("tensafe_exporter_source_up", (("source", "stripe"),))] == 1
+    assert got[("tensafe_exporter_initial_sync_progress_ratio", (("source", "zendesk"),))] == 0.25
+    assert got[("tensafe_exporter_upstream_rate_limited_total", (("source", "zendesk"),))] == 1

@@ -1,0 +1,22 @@
+import json
+
+import pytest
+
+from tensafe_ops.log import get_logger, register_secrets, setup_logging
+
+
+def test_secrets_are_masked_in_every_field(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging("json")
+    register_secrets(["hunter2-secret-token"])
+    log = get_logger("test")
+    log.warning(
+        "upstream failed",
+        error="401 for token hunter2-secret-token",
+        url="https://x/?key=hunter2-secret-token",
+        exc=ValueError("bad hunter2-secret-token"),
+    )
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "hunter2-secret-token" not in line
+    event = json.loads(line)
+    assert event["error"] == "401 for token ***"
+    assert event["level"] == "warning"
