@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tensafe-ops serve --demo --state-dir .tensafe-ops/demo
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/ruff check tensafe_ops exporter webhook tests bench
 	$(BIN)/ruff format --check tensafe_ops exporter webhook tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+system-deps:
+	@if [ "$$CI" = "true" ]; then ./scripts/install-system-deps.sh; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix tensafe_ops exporter webhook tests bench

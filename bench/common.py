@@ -1,0 +1,41 @@
+"""Helpers shared by the benchmarks: percentiles and a throwaway app on loopback."""
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tensafe_ops.app import make_app
+from tensafe_ops.settings import parse_settings
+
+SOURCES = ("zendesk", "pagerduty", "stripe", "usage", "health")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile(values, 50) * 1000,
+        "p99_ms": percentile(values, 99) * 1000,
+        "mean_ms": statistics.fmean(values) * 1000,
+    }
+
+
+def quiet_app(state_dir: Path, **exporter: Any) -> web.Application:
+    """The real app with every source disabled unless configured in `exporter`."""
+    sections = {name: {"enabled": False} for name in SOURCES}
+    sections.update(exporter)
+    return make_app(parse_settings({"server": {"state_dir": str(state_dir)}, "exporter": sections}))
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"

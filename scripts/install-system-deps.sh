@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages some tests need (promtool). Run by `make test` when CI=true, where a
+# missing dependency must fail rather than skip; on a laptop those tests skip instead.
+set -euo pipefail
+need=()
+command -v promtool >/dev/null || need+=(prometheus)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "missing system packages: ${need[*]} (install them with apt-get)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${need[@]}"
