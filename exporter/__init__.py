@@ -8,8 +8,8 @@ from aiohttp import web
 
 from exporter.config import ExporterConfig
 from exporter.runner import Runner
-from exporter.sources import build_sources
-from exporter.sources.base import SourceContext
+from exporter.sources import health, pagerduty, stripe, usage, zendesk
+from exporter.sources.base import ScheduledSource, SourceContext
 from exporter.stats import SelfCollector, UpstreamStats
 from tensafe_ops.keys import CLOCK_KEY, DEMO_KEY, SELF_REGISTRY_KEY, STATE_STORE_KEY
 from tensafe_ops.metrics import PRERENDERED_KEY
@@ -29,6 +29,22 @@ def setup(app: web.Application, cfg: ExporterConfig) -> None:
     )
     app[PRERENDERED_KEY].append(runner.current)
     app.cleanup_ctx.append(_run_sources)
+
+
+def build_sources(cfg: ExporterConfig, context: SourceContext) -> list[ScheduledSource]:
+    """The enabled sources, each with its own schedule (health last: it joins the others)."""
+    sources: list[ScheduledSource] = []
+    if cfg.zendesk.enabled:
+        sources.append(ScheduledSource(zendesk.create(cfg.zendesk, context), cfg.zendesk))
+    if cfg.pagerduty.enabled:
+        sources.append(ScheduledSource(pagerduty.create(cfg.pagerduty, context), cfg.pagerduty))
+    if cfg.stripe.enabled:
+        sources.append(ScheduledSource(stripe.create(cfg.stripe, context), cfg.stripe))
+    if cfg.usage.enabled:
+        sources.append(ScheduledSource(usage.create(cfg.usage, context), cfg.usage))
+    if cfg.health.enabled:
+        sources.append(ScheduledSource(health.create(cfg.health, context), cfg.health))
+    return sources
 
 
 async def _run_sources(app: web.Application) -> AsyncIterator[None]:

@@ -91,6 +91,8 @@ class UsageQueries(Model):
     seats_removed_30d_per_account: str = (
         "SELECT account_id, COUNT(*) FROM seats WHERE removed_at >= :since_30d GROUP BY account_id"
     )
+    accounts: str = "SELECT account_id, name, tier FROM accounts"
+    """Rows of (account_id, name, tier)."""
 
 
 class UsageConfig(SourceConfig):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from exporter.snapshot import Snapshot
+from exporter.snapshot import Snapshot, merge_shared, render
 from exporter.sources.base import ScheduledSource
 from exporter.stats import UpstreamStats
 from tensafe_ops.clock import Clock
@@ -46,7 +46,11 @@ class Runner:
     def _swap(self, snapshot: Snapshot) -> None:
         self.snapshots[snapshot.source] = snapshot
         ordered = sorted(self.snapshots.values(), key=lambda s: s.source)
-        self.exposition = Exposition.join((s.text, s.openmetrics) for s in ordered)
+        parts = [(s.text, s.openmetrics) for s in ordered]
+        shared = merge_shared(ordered)
+        if shared:
+            parts.append(render(shared))
+        self.exposition = Exposition.join(parts)
 
     async def restore(self) -> None:
         """Serve the last persisted snapshots until the first refreshes finish."""

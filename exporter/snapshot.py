@@ -4,7 +4,7 @@
 recomputes a business metric.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,10 @@ CACHED_NOTE = (
 )
 
 _OM_EOF = b"# EOF\n"
+
+SHARED_FAMILIES = frozenset({"tensafe_account_join_issues"})
+"""Families several sources contribute to (told apart by a `source` label). A family name
+may appear only once in an exposition, so these are merged across snapshots at swap time."""
 
 
 class _Families:
@@ -53,6 +57,8 @@ class Snapshot:
     """Unix time of the refresh that produced it."""
     facts: Mapping[str, Any] = field(default_factory=dict)
     """JSON-able per-account facts other sources (health) join on."""
+    shared: tuple[Metric, ...] = ()
+    """This source's part of the SHARED_FAMILIES, kept unrendered for merging."""
 
     @classmethod
     def build(
@@ -62,8 +68,10 @@ class Snapshot:
         taken_at: float,
         facts: Mapping[str, Any] | None = None,
     ) -> "Snapshot":
-        text, openmetrics = render(families)
-        return cls(source, text, openmetrics, taken_at, facts or {})
+        own = [f for f in families if f.name not in SHARED_FAMILIES]
+        shared = tuple(f for f in families if f.name in SHARED_FAMILIES)
+        text, openmetrics = render(own)
+        return cls(source, text, openmetrics, taken_at, facts or {}, shared)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +79,7 @@ class Snapshot:
             "openmetrics": self.openmetrics.decode(),
             "taken_at": self.taken_at,
             "facts": self.facts,
+            "shared": [_family_to_json(f) for f in self.shared],
         }
 
     @classmethod
@@ -81,4 +90,33 @@ class Snapshot:
             data["openmetrics"].encode(),
             float(data["taken_at"]),
             data.get("facts", {}),
+            tuple(_family_from_json(f) for f in data.get("shared", [])),
         )
+
+
+def merge_shared(snapshots: Iterable[Snapshot]) -> list[Metric]:
+    """One family per shared name, with every snapshot's samples."""
+    merged: dict[str, Metric] = {}
+    for snapshot in snapshots:
+        for family in snapshot.shared:
+            target = merged.setdefault(
+                family.name, Metric(family.name, family.documentation, family.type)
+            )
+            target.samples.extend(family.samples)
+    return list(merged.values())
+
+
+def _family_to_json(family: Metric) -> dict[str, Any]:
+    return {
+        "name": family.name,
+        "help": family.documentation,
+        "type": family.type,
+        "samples": [[s.name, s.labels, s.value] for s in family.samples],
+    }
+
+
+def _family_from_json(data: Mapping[str, Any]) -> Metric:
+    family = Metric(data["name"], data["help"], data["type"])
+    for name, labels, value in data["samples"]:
+        family.add_sample(name, labels, value)
+    return family

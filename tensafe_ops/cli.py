@@ -2,10 +2,11 @@
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from aiohttp import web
@@ -13,6 +14,9 @@ from aiohttp import web
 from tensafe_ops import __version__
 from tensafe_ops.log import get_logger, register_secrets, setup_logging
 from tensafe_ops.settings import ConfigError, Settings, load_settings, secret_values
+
+if TYPE_CHECKING:
+    from tensafe_ops.sandbox.world import World
 
 
 def _print_config_error(exc: ConfigError) -> None:
@@ -37,6 +41,93 @@ def check_config(file: Path) -> None:
         _print_config_error(exc)
         sys.exit(1)
     click.echo(f"{file}: configuration is valid")
+
+
+@main.command()
+@click.option(
+    "--world",
+    "world_file",
+    type=click.Path(exists=True, path_type=Path),
+    help="Load the world from this JSON/YAML file instead of generating it.",
+)
+@click.option(
+    "--scale",
+    type=click.FloatRange(min=0.01, max=100),
+    default=1.0,
+    show_default=True,
+    help="Multiply the default world size (300 accounts, 1,500 tickets).",
+)
+@click.option(
+    "--bench-size",
+    is_flag=True,
+    help="The benchmark world: 20,000 accounts, 100,000 tickets, 10,000 subscriptions.",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".tensafe-ops/sandbox"),
+    show_default=True,
+    help="Where the simulated usage database is written.",
+)
+@click.option(
+    "--tick",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds between world changes (new tickets, payments failing...); 0: frozen.",
+)
+def sandbox(
+    world_file: Path | None,
+    scale: float,
+    bench_size: bool,
+    seed: int,
+    state_dir: Path,
+    tick: float,
+) -> None:
+    """Serve only the simulated upstreams; print their URLs and credentials as one JSON line."""
+    setup_logging("json")
+    world = _build_world(world_file, scale, seed, bench_size=bench_size)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    usage_url = f"sqlite+aiosqlite:///{state_dir / 'usage.db'}"
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_sandbox(world, usage_url, tick))
+
+
+async def _sandbox(world: "World", usage_url: str, tick: float) -> None:
+    from tensafe_ops.sandbox.server import DEMO_CREDENTIALS, start_world
+
+    running = await start_world(world, usage_db_url=usage_url, tick_every=tick or None)
+    info = {"urls": running.urls, "usage_db_url": usage_url, "credentials": DEMO_CREDENTIALS}
+    click.echo(json.dumps(info))
+    sys.stdout.flush()
+    try:
+        await _wait_for_signal()
+    finally:
+        await running.stop()
+
+
+def _build_world(
+    world_file: Path | None, scale: float, seed: int, *, bench_size: bool = False
+) -> "World":
+    from tensafe_ops.sandbox import world as sandbox_world
+
+    if world_file:
+        try:
+            return sandbox_world.load(world_file)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise click.ClickException(f"cannot load world file {world_file}: {exc}") from None
+    size = sandbox_world.BENCH_SIZE if bench_size else sandbox_world.WorldSize().scaled(scale)
+    return sandbox_world.generate(seed, size)
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 @main.command()
@@ -96,29 +187,25 @@ def serve(
         )
     setup_logging(settings.server.log_format)
     register_secrets(secret_values(settings))
+    world = None
+    if demo:
+        world = _build_world(world_file, scale, seed)
+        settings.server.state_dir.mkdir(parents=True, exist_ok=True)
+    elif world_file:
+        raise click.UsageError("--world only makes sense with --demo")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, demo=demo, world_file=world_file, scale=scale, seed=seed))
+        asyncio.run(_serve(settings, world))
 
 
-async def _serve(
-    settings: Settings, *, demo: bool, world_file: Path | None, scale: float, seed: int
-) -> None:
+async def _serve(settings: Settings, world: "World | None") -> None:
     from tensafe_ops.app import make_app
 
     log = get_logger("tensafe_ops")
     running = None
-    if demo:
-        from tensafe_ops.sandbox import world as sandbox_world
+    if world is not None:
         from tensafe_ops.sandbox.server import start_world
 
-        world = (
-            sandbox_world.load(world_file)
-            if world_file
-            else sandbox_world.generate(seed, sandbox_world.WorldSize().scaled(scale))
-        )
-        state_dir = settings.server.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-        usage_url = f"sqlite+aiosqlite:///{state_dir / 'demo-usage.db'}"
+        usage_url = f"sqlite+aiosqlite:///{settings.server.state_dir / 'demo-usage.db'}"
         running = await start_world(world, usage_db_url=usage_url, tick_every=30.0)
         settings = running.configure(settings)
         register_secrets(secret_values(settings))
@@ -137,13 +224,8 @@ async def _serve(
     base = f"http://{settings.server.host}:{settings.server.port}"
     click.echo(f"tensafe-ops {__version__} listening on {base}")
     click.echo(f"  metrics: {base}/metrics\n  health:  {base}/healthz  {base}/readyz")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await _wait_for_signal()
     finally:
         await runner.cleanup()
         if running is not None:

@@ -15,7 +15,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 T = TypeVar("T")
 
 ErrorKind = Literal[
-    "rate_limited", "server_error", "timeout", "network", "malformed", "auth", "client_error"
+    "rate_limited",
+    "server_error",
+    "timeout",
+    "network",
+    "malformed",
+    "auth",
+    "client_error",
+    "missing_input",  # a derived source (health) lacks another source's facts
 ]
 
 

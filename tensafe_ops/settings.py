@@ -99,6 +99,9 @@ def secret_values(settings: Settings) -> list[str]:
         elif isinstance(value, dict):
             for item in value.values():
                 walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
 
     for name in Settings.model_fields:
         walk(getattr(settings, name))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 FaultKind = Literal["429", "500", "503", "timeout", "malformed", "latency"]
 
@@ -68,9 +69,7 @@ def is_page_request(request: web.Request) -> bool:
     )
 
 
-def fault_middleware(
-    faults: Faults, error_body: Callable[[int, str], web.Response]
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def fault_middleware(faults: Faults, error_body: Callable[[int, str], web.Response]) -> Middleware:
     """Build a middleware applying `faults`; `error_body` renders the API's own error shape."""
 
     @web.middleware

@@ -20,6 +20,7 @@ DEMO_CREDENTIALS: dict[str, dict[str, str]] = {
     "stripe": {"api_key": "sk_test_demo_tensafe"},
     "pagerduty": {"token": "demo-pagerduty-token"},
 }
+DEMO_FX_RATES = {"eur": 1.08, "jpy": 0.0067}
 
 
 @dataclass
@@ -47,6 +48,10 @@ class RunningWorld:
                 update={
                     "base_url": self.urls["stripe"],
                     "api_key": SecretStr(DEMO_CREDENTIALS["stripe"]["api_key"]),
+                    # The simulated world bills some customers in EUR and JPY.
+                    "mrr": exp.stripe.mrr.model_copy(
+                        update={"fx_rates": exp.stripe.mrr.fx_rates or DEMO_FX_RATES}
+                    ),
                 }
             ),
             "pagerduty": exp.pagerduty.model_copy(
@@ -77,10 +82,11 @@ async def _serve(app: web.Application, host: str) -> tuple[web.AppRunner, str]:
     return runner, f"http://{host}:{port}"
 
 
-async def _tick(world: World, clock: Clock, every: float) -> None:
+async def _tick(world: World, usage_db_url: str, clock: Clock, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         advance(world, clock())
+        await usage_world.sync_database(world, usage_db_url)
 
 
 async def start_world(
@@ -103,7 +109,7 @@ async def start_world(
         running.urls[name] = url
     await usage_world.write_database(world, usage_db_url)
     if tick_every:
-        running.ticker = asyncio.create_task(_tick(world, clock, tick_every))
+        running.ticker = asyncio.create_task(_tick(world, usage_db_url, clock, tick_every))
     return running
 
 

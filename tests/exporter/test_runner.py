@@ -100,3 +100,43 @@ async def test_self_metrics_report_up_and_progress(clock: FakeClock) -> None:
     assert got[("tensafe_exporter_source_up", (("source", "stripe"),))] == 1
     assert got[("tensafe_exporter_initial_sync_progress_ratio", (("source", "zendesk"),))] == 0.25
     assert got[("tensafe_exporter_upstream_rate_limited_total", (("source", "zendesk"),))] == 1
+
+
+async def test_families_shared_by_sources_are_merged_once(
+    state_db_url: str, clock: FakeClock
+) -> None:
+    engine = create_engine(state_db_url)
+    await migrate(engine)
+
+    class JoinIssues:
+        def __init__(self, name: str, missing: int) -> None:
+            self.name = name
+            self.missing = missing
+
+        async def refresh(self, now: datetime) -> SourceResult:
+            family = GaugeMetricFamily(
+                "tensafe_account_join_issues", "Join issues.", labels=["source", "issue"]
+            )
+            family.add_metric([self.name, "missing_id"], self.missing)
+            return SourceResult([family])
+
+        async def aclose(self) -> None:
+            return None
+
+    scheduled = [
+        ScheduledSource(JoinIssues("stripe", 2), SourceConfig()),
+        ScheduledSource(JoinIssues("usage", 5), SourceConfig()),
+    ]
+    runner = Runner(scheduled, StateStore(engine), UpstreamStats(), clock)
+    for item in scheduled:
+        assert await runner.refresh_once(item)
+    text = runner.current().text.decode()
+    assert text.count("# HELP tensafe_account_join_issues ") == 1
+    values = samples(runner.current().text)
+    assert (
+        values[("tensafe_account_join_issues", (("issue", "missing_id"), ("source", "usage")))] == 5
+    )
+    restarted = Runner(scheduled, StateStore(engine), UpstreamStats(), clock)
+    await restarted.restore()
+    assert restarted.current().text == runner.current().text
+    await engine.dispose()

@@ -1,8 +1,17 @@
 import json
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from tensafe_ops.log import get_logger, register_secrets, setup_logging
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    # setup_logging binds the (captured) stderr of this test; later tests must not write to it.
+    yield
+    structlog.reset_defaults()
 
 
 def test_secrets_are_masked_in_every_field(capsys: pytest.CaptureFixture[str]) -> None:

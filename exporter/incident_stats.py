@@ -1,0 +1,115 @@
+"""Incident statistics: pure functions over PagerDuty REST API v2 incident dicts.
+
+Rules (the clock is always passed in as `now`):
+
+- Open means status `triggered` or `acknowledged`; `resolved` is closed.
+- An incident's priority is its `priority.summary` (P1..P5), or `none` when the incident
+  has no priority (the key is absent or null).
+- "Opened within a window" counts incidents whose `created_at` is in `(now - window, now]`.
+- Time to acknowledge = first acknowledgement time - `created_at`. The API lists
+  `acknowledgements[].at` only while the incident is acknowledged, so callers pass the
+  first acknowledgement times they have seen before (`known_acks`, by incident id).
+  Incidents never seen acknowledged are left out rather than guessed.
+- Time to resolve = `resolved_at` - `created_at`.
+- Both durations are taken over incidents created in the stats window `(now - window, now]`.
+- The oldest unacknowledged age is `now - created_at` of the oldest `triggered` incident,
+  0 when none is triggered.
+- Quantiles interpolate linearly between closest ranks (numpy's default, "type 7").
+"""
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+Incident = Mapping[str, Any]
+OPEN_STATUSES = ("triggered", "acknowledged")
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def is_open(incident: Incident) -> bool:
+    return incident.get("status") in OPEN_STATUSES
+
+
+def priority_name(incident: Incident) -> str:
+    priority = incident.get("priority")
+    if isinstance(priority, Mapping):
+        return str(priority.get("summary") or priority.get("name") or "none")
+    return "none"
+
+
+def open_by_urgency_status(incidents: Iterable[Incident]) -> Counter[tuple[str, str]]:
+    """Open incidents counted by (urgency, status)."""
+    return Counter(
+        (str(i.get("urgency", "high")), str(i["status"])) for i in incidents if is_open(i)
+    )
+
+
+def open_by_priority(incidents: Iterable[Incident]) -> Counter[str]:
+    return Counter(priority_name(i) for i in incidents if is_open(i))
+
+
+def opened_within(incidents: Iterable[Incident], now: datetime, window: timedelta) -> int:
+    start = now - window
+    return sum(1 for i in incidents if start < parse_time(i["created_at"]) <= now)
+
+
+def oldest_unacknowledged_age(incidents: Iterable[Incident], now: datetime) -> float:
+    ages = [
+        (now - parse_time(i["created_at"])).total_seconds()
+        for i in incidents
+        if i.get("status") == "triggered"
+    ]
+    return max(ages, default=0.0)
+
+
+def first_acknowledged_at(incident: Incident) -> datetime | None:
+    """The earliest `acknowledgements[].at` the incident currently lists."""
+    times = [parse_time(a["at"]) for a in incident.get("acknowledgements") or [] if a.get("at")]
+    return min(times, default=None)
+
+
+def _in_window(incident: Incident, now: datetime, window: timedelta) -> bool:
+    return now - window < parse_time(incident["created_at"]) <= now
+
+
+def times_to_acknowledge(
+    incidents: Iterable[Incident],
+    known_acks: Mapping[str, datetime],
+    now: datetime,
+    window: timedelta,
+) -> list[float]:
+    """Seconds from creation to first acknowledgement, for incidents created in the window."""
+    durations = []
+    for incident in incidents:
+        if not _in_window(incident, now, window):
+            continue
+        acked = first_acknowledged_at(incident) or known_acks.get(incident["id"])
+        if acked is not None:
+            durations.append(max(0.0, (acked - parse_time(incident["created_at"])).total_seconds()))
+    return durations
+
+
+def times_to_resolve(
+    incidents: Iterable[Incident], now: datetime, window: timedelta
+) -> list[float]:
+    """Seconds from creation to resolution, for resolved incidents created in the window."""
+    return [
+        max(0.0, (parse_time(i["resolved_at"]) - parse_time(i["created_at"])).total_seconds())
+        for i in incidents
+        if i.get("status") == "resolved" and i.get("resolved_at") and _in_window(i, now, window)
+    ]
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0..1) by linear interpolation; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

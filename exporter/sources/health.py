@@ -1,0 +1,124 @@
+"""Customer health: joins the other sources' per-account facts and scores every account.
+
+It calls no upstream. It needs Stripe and usage facts (without them nearly every score
+would be a meaningless 100), so until both sources have a snapshot a refresh fails with
+kind `missing_input` and health stays down. Zendesk facts are optional; which inputs were
+present is exported as `tensafe_health_inputs_available{source}`.
+"""
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.config import HealthConfig
+from exporter.health import BANDS, SIGNALS, Health, score_accounts
+from exporter.snapshot import CACHED_NOTE
+from exporter.sources.base import SourceContext, SourceResult
+from tensafe_ops.http import UpstreamError
+
+INPUTS = ("zendesk", "stripe", "usage")
+REQUIRED_INPUTS = ("stripe", "usage")
+
+
+def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc + CACHED_NOTE, labels=labels or [])
+
+
+def _is_enterprise(stripe: Mapping[str, Any] | None) -> bool:
+    return bool(stripe and stripe.get("enterprise"))
+
+
+def health_families(
+    scores: Mapping[str, Health],
+    inputs: Mapping[str, Mapping[str, Any] | None],
+    cfg: HealthConfig,
+) -> list[Metric]:
+    """Metric families for the given scores (every band and signal is always present)."""
+    stripe = inputs.get("stripe") or {}
+    usage = inputs.get("usage") or {}
+
+    available = _gauge(
+        "tensafe_health_inputs_available",
+        "1 if the source's per-account facts were part of the health join.",
+        ["source"],
+    )
+    for source in INPUTS:
+        available.add_metric([source], 0.0 if inputs.get(source) is None else 1.0)
+
+    bands = Counter(h.band for h in scores.values())
+    by_band = _gauge("tensafe_health_customers", "Customers per health band.", ["band"])
+    for band in BANDS:
+        by_band.add_metric([band], bands[band])
+
+    at_risk = [h.account for h in scores.values() if h.band == "at_risk"]
+    at_risk_customers = _gauge("tensafe_health_at_risk_customers", "Customers in the at_risk band.")
+    at_risk_customers.add_metric([], len(at_risk))
+    at_risk_mrr = _gauge(
+        "tensafe_health_at_risk_mrr",
+        "Sum of the Stripe MRR (reporting currency) of at_risk customers.",
+    )
+    at_risk_mrr.add_metric([], sum(float(stripe.get(a, {}).get("mrr") or 0.0) for a in at_risk))
+
+    signals = Counter(p.signal for h in scores.values() for p in h.penalties)
+    per_signal = _gauge(
+        "tensafe_health_churn_signal_customers",
+        "Customers whose score is lowered by the churn signal.",
+        ["signal"],
+    )
+    for signal in SIGNALS:
+        per_signal.add_metric([signal], signals[signal])
+
+    per_customer = _gauge(
+        "tensafe_health_score",
+        "Health score 0-100 of enterprise customers (the lowest scores, up to the cap).",
+        ["account", "tier"],
+    )
+    enterprise = sorted(
+        (h for h in scores.values() if _is_enterprise(stripe.get(h.account))),
+        key=lambda h: (h.score, h.account),
+    )
+    for health in enterprise[: cfg.per_customer_cap]:
+        tier = str(usage.get(health.account, {}).get("tier") or "unknown")
+        per_customer.add_metric([health.account, tier], health.score)
+    omitted = _gauge(
+        "tensafe_health_score_omitted_customers",
+        "Enterprise customers left out of tensafe_health_score by per_customer_cap.",
+    )
+    omitted.add_metric([], max(0, len(enterprise) - cfg.per_customer_cap))
+    return [available, by_band, at_risk_customers, at_risk_mrr, per_signal, per_customer, omitted]
+
+
+class HealthSource:
+    name = "health"
+
+    def __init__(self, cfg: HealthConfig, context: SourceContext) -> None:
+        self.cfg = cfg
+        self.context = context
+
+    async def refresh(self, now: datetime) -> SourceResult:
+        inputs = {source: self.context.facts.facts(source) for source in INPUTS}
+        missing = [source for source in REQUIRED_INPUTS if inputs[source] is None]
+        if missing:
+            raise UpstreamError(
+                "missing_input", f"no facts yet from {', '.join(missing)}; health waits for them"
+            )
+        scores = score_accounts(
+            zendesk=inputs["zendesk"],
+            stripe=inputs["stripe"],
+            usage=inputs["usage"],
+            cfg=self.cfg,
+            now=now,
+        )
+        facts = {account: health.to_json() for account, health in scores.items()}
+        return SourceResult(health_families(scores, inputs, self.cfg), facts)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def create(cfg: HealthConfig, context: SourceContext) -> HealthSource:
+    return HealthSource(cfg, context)

@@ -1,0 +1,90 @@
+"""Stripe source: MRR and billing metrics from a full sync, then the Events API.
+
+The first refresh lists subscriptions (status=all, discounts and coupons expanded),
+customers, open invoices and the last 24h of events; later refreshes only fetch the events
+newer than the last one seen (usually one request) and apply the changed objects. Everything
+is persisted, so a restart continues from the last event. A full resync runs every
+`full_resync_interval`, or when the event cursor is older than Stripe's 30-day retention.
+"""
+
+import copy
+from datetime import datetime
+from typing import Any
+
+from exporter.config import StripeConfig
+from exporter.movements import Movements, movements, paying
+from exporter.sources.base import SourceContext, SourceResult
+from exporter.sources.stripe.api import SOURCE, StripeApi
+from exporter.sources.stripe.report import build_report, mrr_summary
+from exporter.sources.stripe.sync import NS_META, StripeSync
+from tensafe_ops.storage import StateStore
+
+
+class DayBaseline:
+    """Per-customer MRR at the start of the UTC day, persisted under stripe.meta/day.
+
+    At the first refresh of a new UTC day, the MRR map of the last refresh before midnight
+    becomes the baseline, and everyone who paid up to then joins `paid_before` (which makes a
+    returning customer a reactivation rather than new business).
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self.record: dict[str, Any] | None = None
+        self.saved: dict[str, Any] | None = None
+
+    async def movements(self, current: dict[str, float], now: datetime) -> Movements:
+        if self.record is None:
+            self.record = await self.store.get(NS_META, "day")
+            self.saved = copy.deepcopy(self.record)
+        today = now.date().isoformat()
+        stored = self.record
+        record: dict[str, Any]
+        if stored is None:  # the very first run: nothing is known from before it
+            first = sorted(paying(current))
+            record = {"day": today, "baseline": current, "paid_before": first, "seen_paying": first}
+        elif stored["day"] != today:
+            seen = sorted(set(stored["seen_paying"]) | paying(stored["last"]))
+            record = {
+                "day": today,
+                "baseline": stored["last"],
+                "paid_before": seen,
+                "seen_paying": seen,
+            }
+        else:
+            record = stored
+        record["last"] = current
+        record["seen_paying"] = sorted(set(record["seen_paying"]) | paying(current))
+        self.record = record
+        if record != self.saved:  # most refreshes change nothing: skip the write
+            await self.store.put(NS_META, "day", record)
+            self.saved = copy.deepcopy(record)
+        return movements(record["baseline"], current, record["paid_before"])
+
+
+class StripeSource:
+    name = SOURCE
+
+    def __init__(self, cfg: StripeConfig, context: SourceContext) -> None:
+        self.cfg = cfg
+        self.context = context
+        self.api = StripeApi(cfg, context.stats)
+        self.sync = StripeSync(cfg, self.api, context.state, context.stats)
+        self.day = DayBaseline(context.state)
+
+    async def refresh(self, now: datetime) -> SourceResult:
+        state = await self.sync.refresh(now)
+        summary = mrr_summary(state, now, self.cfg)
+        moves = await self.day.movements(dict(summary.by_customer), now)
+        report = build_report(state, summary, moves, now, self.cfg)
+        return SourceResult(report.families, report.facts)
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+
+
+def create(cfg: StripeConfig, context: SourceContext) -> StripeSource:
+    return StripeSource(cfg, context)
+
+
+__all__ = ["DayBaseline", "StripeSource", "create"]

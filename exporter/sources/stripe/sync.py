@@ -1,0 +1,318 @@
+"""Keeps a local copy of Stripe's billing state: a full sync, then only the Events since.
+
+Persisted in the StateStore so a restart resumes from the last event instead of re-listing:
+  stripe.subscription  id -> slimmed subscription (what MRR and the metrics read)
+  stripe.customer      id -> {created, account_id}
+  stripe.price         id -> tiered price with its `tiers` (prices never change their amounts)
+  stripe.meta          cursor {last_event, full_sync_at}, open_invoices, discounts, recent
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from exporter.config import StripeConfig
+from exporter.sources.stripe.api import PAGE_SIZE, SOURCE, CursorExpiredError, Obj, StripeApi
+from exporter.stats import UpstreamStats
+from tensafe_ops.log import get_logger
+from tensafe_ops.storage import StateStore
+
+log = get_logger("tensafe_ops.exporter.stripe")
+
+NS_SUBSCRIPTION = "stripe.subscription"
+NS_CUSTOMER = "stripe.customer"
+NS_PRICE = "stripe.price"
+NS_META = "stripe.meta"
+
+EVENT_TYPES = [
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+]
+SUBSCRIPTION_EXPAND = ["data.discounts", "data.discounts.source.coupon"]
+RECENT_WINDOW = timedelta(hours=24)
+
+_SUB_KEYS = ("id", "customer", "status", "currency", "cancel_at_period_end", "cancel_at",
+             "created", "default_tax_rates", "discounts", "trial_end")  # fmt: skip
+_ITEM_KEYS = ("id", "quantity", "discounts", "tax_rates", "current_period_end")
+_PRICE_KEYS = ("id", "product", "currency", "recurring", "billing_scheme", "tiers_mode",
+               "unit_amount", "unit_amount_decimal", "transform_quantity", "tiers")  # fmt: skip
+
+
+def slim(subscription: Obj) -> Obj:
+    """Only the fields MRR and the metrics read (keeps state and memory small)."""
+    items = []
+    for item in (subscription.get("items") or {}).get("data") or []:
+        price = item.get("price") or {}
+        slimmed = {k: item.get(k) for k in _ITEM_KEYS}
+        slimmed["price"] = {k: price[k] for k in _PRICE_KEYS if k in price}
+        items.append(slimmed)
+    result = {k: subscription.get(k) for k in _SUB_KEYS}
+    result["items"] = {"data": items}
+    return result
+
+
+def _invoice_subscription(invoice: Obj) -> str | None:
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    subscription = details.get("subscription") or invoice.get("subscription")
+    if isinstance(subscription, Mapping):
+        subscription = subscription.get("id")
+    return None if subscription is None else str(subscription)
+
+
+def _finalized_at(invoice: Obj) -> float:
+    transitions = invoice.get("status_transitions") or {}
+    return float(transitions.get("finalized_at") or invoice["created"])
+
+
+def _recent(event: Obj) -> Obj:
+    """What the 24h counters need from an event."""
+    obj = event["data"]["object"]
+    previous = event["data"].get("previous_attributes") or {}
+    converted = (
+        event["type"] == "customer.subscription.updated"
+        and previous.get("status") == "trialing"
+        and obj.get("status") == "active"
+    )
+    customer = obj.get("customer") if obj.get("object") != "customer" else obj.get("id")
+    return {
+        "id": event["id"],
+        "type": event["type"],
+        "created": event["created"],
+        "customer": customer,
+        "trial_conversion": converted,
+    }
+
+
+@dataclass
+class BillingState:
+    subscriptions: dict[str, Obj] = field(default_factory=dict)
+    customers: dict[str, Obj] = field(default_factory=dict)
+    prices: dict[str, Obj] = field(default_factory=dict)
+    open_invoices: dict[str, Obj] = field(default_factory=dict)
+    """Unpaid invoices: id -> {subscription, finalized_at}; past-due grace counts from them."""
+    discounts: dict[str, Obj] = field(default_factory=dict)
+    """Expanded discounts by id: event payloads carry discount ids only."""
+    recent: dict[str, Obj] = field(default_factory=dict)
+    """Events of the last 24h (compact), for the 24h counters."""
+    last_event: str | None = None
+    full_sync_at: float | None = None
+
+    def overdue_since(self) -> dict[str, datetime]:
+        """Subscription id -> finalisation of its oldest unpaid invoice."""
+        oldest: dict[str, float] = {}
+        for invoice in self.open_invoices.values():
+            sub = invoice.get("subscription")
+            if sub:
+                oldest[sub] = min(oldest.get(sub, invoice["finalized_at"]), invoice["finalized_at"])
+        return {sub: _utc(ts) for sub, ts in oldest.items()}
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+class StripeSync:
+    def __init__(self, cfg: StripeConfig, api: StripeApi, store: StateStore, stats: UpstreamStats):
+        self.cfg = cfg
+        self.api = api
+        self.store = store
+        self.stats = stats
+        self.state: BillingState | None = None
+
+    async def refresh(self, now: datetime) -> BillingState:
+        """Bring the local state up to date: load it, then full sync or apply new events."""
+        if self.state is None:
+            self.state = await self._load()
+        state = self.state
+        due = state.full_sync_at is None or (
+            now.timestamp() - state.full_sync_at >= self.cfg.full_resync_interval
+        )
+        if due or state.last_event is None:
+            self.state = await self._full_sync(now, state.prices)
+        else:
+            try:
+                await self._apply_events(state)
+            except CursorExpiredError:
+                log.warning("stripe_cursor_expired")
+                self.state = await self._full_sync(now, state.prices)
+        self._prune(self.state, now)
+        return self.state
+
+    async def _full_sync(self, now: datetime, prices: dict[str, Obj]) -> BillingState:
+        state = BillingState(prices=dict(prices), full_sync_at=now.timestamp())
+        newest = await self.api.call("events", {"limit": 1})
+        newest_data = newest.get("data") or []
+        # No event at all yet: "" makes the next refresh list the events created since now.
+        state.last_event = str(newest_data[0]["id"]) if newest_data else ""
+        self.stats.set_progress(SOURCE, 0, None)
+        subscriptions = await self.api.list_all(
+            "subscriptions", {"status": "all", "expand": SUBSCRIPTION_EXPAND}
+        )
+        self.stats.set_progress(SOURCE, 1, 4)
+        log.info("stripe_sync_progress", step="subscriptions", count=len(subscriptions))
+        for subscription in subscriptions:
+            self._remember_discounts(state, subscription)
+            state.subscriptions[subscription["id"]] = slim(subscription)
+        for customer in await self.api.list_all("customers", {}):
+            state.customers[customer["id"]] = self._customer(customer)
+        self.stats.set_progress(SOURCE, 2, 4)
+        log.info("stripe_sync_progress", step="customers", count=len(state.customers))
+        for invoice in await self.api.list_all("invoices", {"status": "open"}):
+            self._open_invoice(state, invoice)
+        since = int((now - RECENT_WINDOW).timestamp())
+        for event in await self.api.list_all(
+            "events", {"created": {"gte": since}, "types": EVENT_TYPES}
+        ):
+            state.recent[event["id"]] = _recent(event)
+        self.stats.set_progress(SOURCE, 3, 4)
+        await self._fetch_tiers(state)
+        self.stats.set_progress(SOURCE, 4, 4)
+        log.info("stripe_full_sync_done", subscriptions=len(state.subscriptions))
+        await self._save_all(state)
+        return state
+
+    async def _apply_events(self, state: BillingState) -> None:
+        if state.last_event:
+            events = await self.api.events_after(state.last_event, EVENT_TYPES)
+        else:  # nothing had happened at the full sync: take everything since then
+            assert state.full_sync_at is not None
+            created = {"gte": int(state.full_sync_at) - 1}
+            listed = await self.api.list_all("events", {"created": created, "types": EVENT_TYPES})
+            events = list(reversed(listed))
+        changed_subs: dict[str, Obj] = {}
+        changed_customers: dict[str, Obj] = {}
+        deleted_customers: list[str] = []
+        refetch: set[str] = set()
+        for event in events:
+            obj, kind = event["data"]["object"], event["type"]
+            state.recent[event["id"]] = _recent(event)
+            if kind.startswith("customer.subscription."):
+                if not self._resolve_discounts(state, obj):
+                    refetch.add(str(obj["customer"]))
+                changed_subs[obj["id"]] = state.subscriptions[obj["id"]] = slim(obj)
+            elif kind in ("customer.created", "customer.updated"):
+                changed_customers[obj["id"]] = state.customers[obj["id"]] = self._customer(obj)
+            elif kind == "customer.deleted":
+                state.customers.pop(obj["id"], None)
+                deleted_customers.append(obj["id"])
+            elif kind == "invoice.payment_failed":
+                self._open_invoice(state, obj)
+            elif kind.startswith("invoice."):
+                state.open_invoices.pop(obj["id"], None)
+        for customer in sorted(refetch):  # discounts we have not seen expanded yet
+            for subscription in await self.api.list_all(
+                "subscriptions",
+                {"customer": customer, "status": "all", "expand": SUBSCRIPTION_EXPAND},
+            ):
+                self._remember_discounts(state, subscription)
+                changed_subs[subscription["id"]] = slim(subscription)
+                state.subscriptions[subscription["id"]] = changed_subs[subscription["id"]]
+        if events:
+            state.last_event = str(events[-1]["id"])
+        new_prices = await self._fetch_tiers(state)
+        await self.store.put_many(NS_SUBSCRIPTION, changed_subs)
+        await self.store.put_many(NS_CUSTOMER, changed_customers)
+        await self.store.delete_many(NS_CUSTOMER, deleted_customers)
+        await self.store.put_many(NS_PRICE, new_prices)
+        await self._save_meta(state)
+        log.debug("stripe_events_applied", events=len(events), subscriptions=len(changed_subs))
+
+    def _customer(self, customer: Obj) -> Obj:
+        account = (customer.get("metadata") or {}).get(self.cfg.account_key)
+        return {"created": customer.get("created"), "account_id": account or None}
+
+    @staticmethod
+    def _open_invoice(state: BillingState, invoice: Obj) -> None:
+        if invoice.get("status") not in (None, "open"):
+            return
+        state.open_invoices[invoice["id"]] = {
+            "subscription": _invoice_subscription(invoice),
+            "finalized_at": _finalized_at(invoice),
+        }
+
+    @staticmethod
+    def _remember_discounts(state: BillingState, subscription: Obj) -> None:
+        for discount in subscription.get("discounts") or []:
+            if isinstance(discount, Mapping):
+                state.discounts[str(discount["id"])] = dict(discount)
+
+    @staticmethod
+    def _resolve_discounts(state: BillingState, subscription: Obj) -> bool:
+        """Replace discount ids with the expanded discounts we know; False if one is unknown."""
+        resolved: list[Any] = []
+        for discount in subscription.get("discounts") or []:
+            if isinstance(discount, str) and discount not in state.discounts:
+                return False
+            resolved.append(state.discounts[discount] if isinstance(discount, str) else discount)
+        subscription["discounts"] = resolved
+        return True
+
+    async def _fetch_tiers(self, state: BillingState) -> dict[str, Obj]:
+        """Tiered prices need their `tiers` (only returned by retrieving the price with expand)."""
+        fetched: dict[str, Obj] = {}
+        for subscription in state.subscriptions.values():
+            for item in subscription["items"]["data"]:
+                price = item["price"]
+                if price.get("billing_scheme") != "tiered" or price.get("tiers"):
+                    continue
+                if price["id"] not in state.prices:
+                    full = await self.api.call("prices", {"expand": ["tiers"]}, price["id"])
+                    state.prices[price["id"]] = fetched[price["id"]] = {
+                        "tiers": full.get("tiers"),
+                        "tiers_mode": full.get("tiers_mode"),
+                    }
+                price.update(state.prices[price["id"]])
+        return fetched
+
+    def _prune(self, state: BillingState, now: datetime) -> None:
+        horizon = (now - RECENT_WINDOW).timestamp()
+        state.recent = {k: v for k, v in state.recent.items() if v["created"] >= horizon}
+
+    async def _save_all(self, state: BillingState) -> None:
+        await self.store.replace_namespace(NS_SUBSCRIPTION, state.subscriptions)
+        await self.store.replace_namespace(NS_CUSTOMER, state.customers)
+        await self.store.replace_namespace(NS_PRICE, state.prices)
+        await self._save_meta(state)
+
+    async def _save_meta(self, state: BillingState) -> None:
+        await self.store.put_many(
+            NS_META,
+            {
+                "cursor": {"last_event": state.last_event, "full_sync_at": state.full_sync_at},
+                "open_invoices": state.open_invoices,
+                "discounts": state.discounts,
+                "recent": state.recent,
+            },
+        )
+
+    async def _load(self) -> BillingState:
+        meta = await self.store.get_all(NS_META)
+        cursor = meta.get("cursor") or {}
+        if not cursor.get("full_sync_at"):
+            return BillingState()
+        state = BillingState(
+            subscriptions=await self.store.get_all(NS_SUBSCRIPTION),
+            customers=await self.store.get_all(NS_CUSTOMER),
+            prices=await self.store.get_all(NS_PRICE),
+            open_invoices=meta.get("open_invoices") or {},
+            discounts=meta.get("discounts") or {},
+            recent=meta.get("recent") or {},
+            last_event=cursor.get("last_event"),
+            full_sync_at=cursor.get("full_sync_at"),
+        )
+        log.info("stripe_state_restored", subscriptions=len(state.subscriptions))
+        return state
+
+
+__all__ = ["PAGE_SIZE", "BillingState", "StripeSync", "slim"]

@@ -1,0 +1,210 @@
+"""Turn the tracked tickets into metric families and per-account facts (pure functions).
+
+Series rules: the open-ticket grid (4 priorities x 4 open statuses) and the breaching
+counts per priority are always emitted, zeros included, because zero is a measured value
+there. Oldest-unanswered age per priority and the top tags exist only while there is
+something to measure, so they vanish when the last such ticket is answered or ages out.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter import sla
+from exporter.config import ZendeskConfig
+from exporter.sla import OPEN_STATUSES, PRIORITIES, TicketState
+from exporter.snapshot import CACHED_NOTE
+
+DAY = 86400.0
+FACT_WINDOW = 14 * DAY
+
+
+@dataclass(frozen=True)
+class AccountMap:
+    """Organization id -> product account id, with what the join could not resolve."""
+
+    accounts: dict[int, str | None] = field(default_factory=dict)
+    missing_id: int = 0
+    """Organizations without an account id."""
+    duplicate_id: int = 0
+    """Organizations claiming an account id that another organization already claims."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accounts": {str(k): v for k, v in self.accounts.items()},
+            "missing_id": self.missing_id,
+            "duplicate_id": self.duplicate_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "AccountMap":
+        return cls(
+            {int(k): v for k, v in data["accounts"].items()},
+            int(data["missing_id"]),
+            int(data["duplicate_id"]),
+        )
+
+
+def account_map(organizations: Iterable[Mapping[str, Any]], key: str) -> AccountMap:
+    """Join organizations to accounts by `key`: a top-level field (`external_id`) or else a
+    custom organization field. Duplicates all map to the account (their tickets add up)."""
+    accounts: dict[int, str | None] = {}
+    claimed: Counter[str] = Counter()
+    missing = 0
+    for org in organizations:
+        value = org.get(key) if key in org else (org.get("organization_fields") or {}).get(key)
+        account = str(value).strip() if value not in (None, "") else ""
+        accounts[int(org["id"])] = account or None
+        if account:
+            claimed[account] += 1
+        else:
+            missing += 1
+    duplicates = sum(count - 1 for count in claimed.values())
+    return AccountMap(accounts, missing, duplicates)
+
+
+def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc + CACHED_NOTE, labels=labels)
+
+
+@dataclass
+class Tally:
+    """Counts over the tracked tickets at one instant."""
+
+    open: Counter[tuple[str, str]] = field(default_factory=Counter)
+    breaching: Counter[str] = field(default_factory=Counter)
+    oldest_unanswered: dict[sla.Priority, float] = field(default_factory=dict)
+    long_unanswered: int = 0
+    created_24h: int = 0
+    solved_24h: int = 0
+    tags_24h: Counter[str] = field(default_factory=Counter)
+    tracked: int = 0
+    facts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def build(
+    tickets: Iterable[TicketState], accounts: AccountMap, cfg: ZendeskConfig, now: float
+) -> tuple[list[Metric], dict[str, dict[str, int]]]:
+    """All Zendesk families and the per-account facts for the health join."""
+    counts = tally(tickets, accounts, cfg, now)
+    return families(counts, accounts, cfg), counts.facts
+
+
+def tally(
+    tickets: Iterable[TicketState], accounts: AccountMap, cfg: ZendeskConfig, now: float
+) -> Tally:
+    targets = cfg.first_response_sla
+    tickets = list(tickets)
+    counts = Tally(oldest_unanswered=sla.oldest_unanswered_age(tickets, now))
+    counts.facts = {
+        account: {"tickets_14d": 0, "tickets_prev_14d": 0, "open_breaching": 0, "open": 0}
+        for account in accounts.accounts.values()
+        if account is not None
+    }
+    for ticket in tickets:
+        counts.tracked += 1
+        is_open = sla.is_open(ticket)
+        is_breaching = sla.is_breaching(ticket, now, targets)
+        if is_open:
+            counts.open[(ticket.priority, ticket.status)] += 1
+        if is_breaching:
+            counts.breaching[ticket.priority] += 1
+        counts.long_unanswered += sla.is_unanswered_over(ticket, now, cfg.unanswered_alert_after)
+        if ticket.created_at >= now - DAY:
+            counts.created_24h += 1
+            counts.tags_24h.update(ticket.tags)
+        counts.solved_24h += sla.solved_since(ticket, now - DAY)
+        org = ticket.organization_id
+        account = None if org is None else accounts.accounts.get(org)
+        if account is not None:
+            fact = counts.facts[account]
+            if ticket.created_at >= now - FACT_WINDOW:
+                fact["tickets_14d"] += 1
+            elif ticket.created_at >= now - 2 * FACT_WINDOW:
+                fact["tickets_prev_14d"] += 1
+            fact["open"] += is_open
+            fact["open_breaching"] += is_breaching
+    return counts
+
+
+def families(counts: Tally, accounts: AccountMap, cfg: ZendeskConfig) -> list[Metric]:
+    targets = cfg.first_response_sla
+    open_family = _gauge(
+        "tensafe_zendesk_open_tickets",
+        "Open Zendesk tickets (new, open, pending, hold) by priority (p1=urgent..p4=low).",
+        ["priority", "status"],
+    )
+    breaching_family = _gauge(
+        "tensafe_zendesk_sla_breaching_tickets",
+        "Open tickets with no agent reply past their first-response target.",
+        ["priority"],
+    )
+    target_family = _gauge(
+        "tensafe_zendesk_first_response_target_seconds",
+        "Configured first-response target (calendar time).",
+        ["priority"],
+    )
+    oldest_family = _gauge(
+        "tensafe_zendesk_oldest_unanswered_age_seconds",
+        "Age of the oldest open ticket with no agent reply (absent when there is none).",
+        ["priority"],
+    )
+    for priority in PRIORITIES:
+        name = sla.priority_name(priority)
+        for status in OPEN_STATUSES:
+            open_family.add_metric([name, status], counts.open[(priority, status)])
+        breaching_family.add_metric([name], counts.breaching[priority])
+        target_family.add_metric([name], targets[priority])
+        if priority in counts.oldest_unanswered:
+            oldest_family.add_metric([name], counts.oldest_unanswered[priority])
+
+    long_family = _gauge(
+        "tensafe_zendesk_long_unanswered_tickets",
+        f"Open tickets with no agent reply for over {cfg.unanswered_alert_after:.0f}s.",
+    )
+    long_family.add_metric([], counts.long_unanswered)
+    created_family = _gauge(
+        "tensafe_zendesk_tickets_created_24h", "Tickets created in the last 24 hours."
+    )
+    created_family.add_metric([], counts.created_24h)
+    solved_family = _gauge(
+        "tensafe_zendesk_tickets_solved_24h", "Tickets solved in the last 24 hours (still solved)."
+    )
+    solved_family.add_metric([], counts.solved_24h)
+    tags_family = _gauge(
+        "tensafe_zendesk_top_tag_tickets_24h",
+        f"Tickets created in the last 24 hours per tag, top {cfg.top_tags} tags only.",
+        ["tag"],
+    )
+    for tag, count in sorted(counts.tags_24h.items(), key=lambda item: (-item[1], item[0]))[
+        : cfg.top_tags
+    ]:
+        tags_family.add_metric([tag], count)
+    tracked_family = _gauge(
+        "tensafe_zendesk_tracked_tickets",
+        "Tickets held in the exporter's state (open, or recent enough to count).",
+    )
+    tracked_family.add_metric([], counts.tracked)
+    join_family = _gauge(
+        "tensafe_account_join_issues",
+        "Upstream objects that could not be joined to one product account, per refresh.",
+        ["source", "issue"],
+    )
+    join_family.add_metric(["zendesk", "missing_id"], accounts.missing_id)
+    join_family.add_metric(["zendesk", "duplicate_id"], accounts.duplicate_id)
+    return [
+        open_family,
+        breaching_family,
+        target_family,
+        oldest_family,
+        long_family,
+        created_family,
+        solved_family,
+        tags_family,
+        tracked_family,
+        join_family,
+    ]

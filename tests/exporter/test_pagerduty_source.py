@@ -1,0 +1,333 @@
+"""The PagerDuty source against the fake REST API over HTTP, with the real SDK."""
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pagerduty
+import pytest
+from aiohttp.test_utils import TestServer
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from exporter.config import PagerDutyConfig
+from exporter.snapshot import render
+from exporter.sources.base import SourceContext
+from exporter.sources.pagerduty import ACK_NAMESPACE, PagerDutySource
+from exporter.stats import UpstreamStats
+from tensafe_ops.http import UpstreamError
+from tensafe_ops.sandbox import pagerduty_api, pagerduty_world
+from tensafe_ops.sandbox.faults import Faults
+from tensafe_ops.sandbox.world import World, WorldSize, generate, load
+from tensafe_ops.storage import StateStore, create_engine, migrate
+from tests.contracts import ContractRecorder
+
+TOKEN = "u+pd-secret-token-9876"
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+ServeFn = Callable[..., Awaitable[str]]
+
+
+class NoFacts:
+    def facts(self, source: str) -> Mapping[str, Any] | None:
+        return None
+
+
+def samples(source_result_families: Any) -> Samples:
+    text, _ = render(source_result_families)
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+    }
+
+
+def scenario_world() -> tuple[World, dict[str, dict[str, Any]]]:
+    """A world with hand-placed incidents whose metrics are known exactly."""
+    world = generate(7, WorldSize(accounts=3, tickets=0, subscriptions=0, incidents=0), NOW)
+    rng = world.rng
+    taken: set[str] = set()
+    users = world.pagerduty["users"]
+    p1 = pagerduty_world.reference(world.pagerduty["priorities"][0], "priority", "priorities")
+
+    def incident(number: int, age: timedelta, urgency: str) -> dict[str, Any]:
+        made = pagerduty_world.new_incident(world, rng, number, NOW - age, taken)
+        made["urgency"] = urgency
+        made.pop("priority", None)
+        world.pagerduty["incidents"].append(made)
+        return made
+
+    forgotten = incident(1, timedelta(days=45), "high")  # open for 45 days: must count
+    forgotten["priority"] = p1
+    acked = incident(2, timedelta(hours=2), "low")
+    pagerduty_world.acknowledge(acked, users[0], NOW - timedelta(hours=2) + timedelta(minutes=10))
+    quick = incident(3, timedelta(hours=3), "high")
+    pagerduty_world.resolve(quick, users[1], NOW - timedelta(hours=2))
+    slow = incident(4, timedelta(hours=20), "high")
+    pagerduty_world.resolve(slow, users[1], NOW - timedelta(hours=18))
+    old = incident(5, timedelta(days=10), "low")
+    pagerduty_world.resolve(old, users[2], NOW - timedelta(days=9))
+    return world, {"forgotten": forgotten, "acked": acked}
+
+
+@pytest.fixture
+async def state(tmp_path: Path) -> AsyncIterator[StateStore]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    await migrate(engine)
+    yield StateStore(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def recorder() -> ContractRecorder:
+    return ContractRecorder("pagerduty-rest")
+
+
+@pytest.fixture
+async def serve(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], recorder: ContractRecorder
+) -> ServeFn:
+    async def start(world: World, faults: Faults, offset_cap: int = 10_000) -> str:
+        app = pagerduty_api.make_app(
+            world, faults, credentials={"token": TOKEN}, offset_cap=offset_cap
+        )
+        recorder.attach(app)
+        server = await aiohttp_server(app, host="127.0.0.1")
+        return str(server.make_url("/"))
+
+    return start
+
+
+def make_source(
+    url: str, state: StateStore, stats: UpstreamStats, offset_cap: int = 10_000, **cfg: Any
+) -> PagerDutySource:
+    config = PagerDutyConfig(
+        base_url=url,
+        token=SecretStr(cfg.pop("token", TOKEN)),
+        max_retries=cfg.pop("retries", 2),
+        **cfg,
+    )
+    context = SourceContext(state=state, stats=stats, clock=lambda: NOW, facts=NoFacts())
+    return PagerDutySource(config, context, offset_cap=offset_cap, backoff_base=0.01)
+
+
+def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return (name, tuple(sorted(labels.items())))
+
+
+async def test_metrics_match_the_world_including_a_45_day_old_open_incident(
+    serve: ServeFn, state: StateStore, recorder: ContractRecorder
+) -> None:
+    world, _ = scenario_world()
+    stats = UpstreamStats()
+    source = make_source(await serve(world, Faults()), state, stats)
+    values = samples((await source.refresh(NOW)).families)
+
+    open_ = "tensafe_pagerduty_open_incidents"
+    assert values[key(open_, urgency="high", status="triggered")] == 1  # the 45-day-old one
+    assert values[key(open_, urgency="low", status="acknowledged")] == 1
+    assert values[key(open_, urgency="high", status="acknowledged")] == 0
+    by_priority = "tensafe_pagerduty_open_incidents_by_priority"
+    assert values[key(by_priority, priority="P1")] == 1
+    assert values[key(by_priority, priority="none")] == 1
+    assert values[key("tensafe_pagerduty_incidents_opened", window="8h")] == 2
+    assert values[key("tensafe_pagerduty_incidents_opened", window="24h")] == 3
+    oldest = values[key("tensafe_pagerduty_oldest_unacknowledged_incident_age_seconds")]
+    assert oldest == timedelta(days=45).total_seconds()
+    tta = "tensafe_pagerduty_time_to_acknowledge_seconds"
+    assert values[key(tta, quantile="0.5")] == 600
+    ttr = "tensafe_pagerduty_time_to_resolve_seconds"
+    assert values[key(ttr, quantile="0.5")] == 5400  # of 3600 s and 7200 s; 10-day-old left out
+    assert values[key(ttr, quantile="0.95")] == pytest.approx(7020)
+    assert values[key(f"{ttr}_count")] == 2
+    assert values[key(f"{ttr}_sum")] == 3600 + 7200
+
+    level_one = {
+        (o["escalation_policy"]["summary"], o["user"]["summary"])
+        for o in world.pagerduty["oncalls"]
+        if o["escalation_level"] == 1
+    }
+    oncall = {
+        (dict(labels)["escalation_policy"], dict(labels)["user"])
+        for (name, labels) in values
+        if name == "tensafe_pagerduty_oncall_info"
+    }
+    assert oncall == level_one
+    assert all("@" not in user for _, user in oncall)  # names, never emails
+    assert values[key("tensafe_pagerduty_pagination_capped", listing="open_incidents")] == 0
+    assert stats.requests[("pagerduty", "200")] == 3
+    assert recorder.check() == 3
+
+
+async def test_oncall_series_are_capped(serve: ServeFn, state: StateStore) -> None:
+    world, _ = scenario_world()
+    source = make_source(await serve(world, Faults()), state, UpstreamStats(), max_oncall_series=2)
+    values = samples((await source.refresh(NOW)).families)
+    oncall = sorted(
+        dict(labels)["escalation_policy"]
+        for (name, labels) in values
+        if name == "tensafe_pagerduty_oncall_info"
+    )
+    assert oncall == ["Billing", "Platform"]  # 4 policies, first 2 by name
+
+
+async def test_acknowledgement_is_remembered_after_resolution_and_restart(
+    serve: ServeFn, state: StateStore
+) -> None:
+    world, placed = scenario_world()
+    url = await serve(world, Faults())
+    await make_source(url, state, UpstreamStats()).refresh(NOW)
+    assert placed["acked"]["id"] in await state.get_all(ACK_NAMESPACE)
+
+    # Resolved incidents no longer list acknowledgements; the stored time still counts.
+    pagerduty_world.resolve(placed["acked"], world.pagerduty["users"][0], NOW)
+    restarted = make_source(url, state, UpstreamStats())
+    values = samples((await restarted.refresh(NOW)).families)
+    assert values[key("tensafe_pagerduty_time_to_acknowledge_seconds", quantile="0.5")] == 600
+    open_ = "tensafe_pagerduty_open_incidents"
+    assert values[key(open_, urgency="low", status="acknowledged")] == 0
+
+
+async def test_429_waits_for_retry_after_and_is_counted(serve: ServeFn, state: StateStore) -> None:
+    world, _ = scenario_world()
+    faults = Faults(retry_after=1)
+    stats = UpstreamStats()
+    source = make_source(await serve(world, faults), state, stats)
+    faults.queue("429")
+    started = time.monotonic()
+    await source.refresh(NOW)
+    assert time.monotonic() - started >= 0.9
+    assert stats.requests[("pagerduty", "429")] == 1
+    assert stats.rate_limited["pagerduty"] == 1
+    assert stats.requests[("pagerduty", "200")] == 3
+
+
+async def test_429_is_not_retried_forever(serve: ServeFn, state: StateStore) -> None:
+    world, _ = scenario_world()
+    faults = Faults(retry_after=0)
+    stats = UpstreamStats()
+    source = make_source(await serve(world, faults), state, stats, retries=2)
+    faults.queue("429", "429", "429", "429", "429")
+    with pytest.raises(UpstreamError) as raised:
+        await source.refresh(NOW)
+    assert raised.value.kind == "rate_limited"
+    assert stats.requests[("pagerduty", "429")] == 3  # first try + 2 retries, then give up
+    assert len(faults.queued) == 2
+
+
+async def test_server_errors_are_retried(serve: ServeFn, state: StateStore) -> None:
+    world, _ = scenario_world()
+    faults = Faults()
+    stats = UpstreamStats()
+    source = make_source(await serve(world, faults), state, stats)
+    faults.queue("500", "503")
+    values = samples((await source.refresh(NOW)).families)
+    assert values[key("tensafe_pagerduty_open_incidents", urgency="high", status="triggered")] == 1
+    assert stats.requests[("pagerduty", "500")] == 1
+    assert stats.requests[("pagerduty", "503")] == 1
+    assert stats.errors[("pagerduty", "server_error")] == 2
+
+
+async def test_timeout_and_malformed_responses_fail_the_refresh(
+    serve: ServeFn, state: StateStore
+) -> None:
+    world, _ = scenario_world()
+    faults = Faults(timeout_seconds=1.5)
+    url = await serve(world, faults)
+    slow = make_source(url, state, UpstreamStats(), retries=0, request_timeout=0.3)
+    faults.queue("timeout")
+    with pytest.raises(UpstreamError) as raised:
+        await slow.refresh(NOW)
+    assert raised.value.kind == "timeout"
+
+    faults.queue("malformed")
+    with pytest.raises(UpstreamError) as raised:
+        await make_source(url, state, UpstreamStats()).refresh(NOW)
+    assert raised.value.kind == "malformed"
+
+
+async def test_mid_pagination_failure_fails_the_refresh(serve: ServeFn, state: StateStore) -> None:
+    world = generate(3, WorldSize(accounts=3, tickets=0, subscriptions=0, incidents=1500), NOW)
+    faults = Faults(fail_page_after=0)
+    stats = UpstreamStats()
+    source = make_source(await serve(world, faults), state, stats, retries=1)
+    with pytest.raises(UpstreamError) as raised:
+        await source.refresh(NOW)
+    assert raised.value.kind == "server_error"
+    assert stats.requests[("pagerduty", "500")] == 2
+
+
+async def test_offset_cap_is_respected_and_open_counts_stay_exact(
+    serve: ServeFn, state: StateStore, recorder: ContractRecorder
+) -> None:
+    world, _ = scenario_world()
+    for number in range(10, 260):
+        made = pagerduty_world.new_incident(
+            world, world.rng, number, NOW - timedelta(days=40, minutes=number), set()
+        )
+        world.pagerduty["incidents"].append(made)
+    expected: dict[tuple[str, str], int] = {}
+    for incident in world.pagerduty["incidents"]:
+        if incident["status"] != "resolved":
+            pair = (incident["urgency"], incident["status"])
+            expected[pair] = expected.get(pair, 0) + 1
+    source = make_source(await serve(world, Faults(), offset_cap=150), state, UpstreamStats(), 150)
+    values = samples((await source.refresh(NOW)).families)
+    assert values[key("tensafe_pagerduty_pagination_capped", listing="open_incidents")] == 1
+    for (urgency, status), count in expected.items():
+        got = values[key("tensafe_pagerduty_open_incidents", urgency=urgency, status=status)]
+        assert got == count
+    assert sum(expected.values()) == 252
+    recorder.check()  # never asked past the cap, so no 400s either
+    assert all(ex.response.status_code == 200 for ex in recorder.exchanges)
+
+
+async def test_wrong_token_is_an_auth_error_without_the_token(
+    serve: ServeFn, state: StateStore
+) -> None:
+    world, _ = scenario_world()
+    wrong = "u+pd-wrong-token-4321"
+    stats = UpstreamStats()
+    source = make_source(await serve(world, Faults()), state, stats, token=wrong)
+    with pytest.raises(UpstreamError) as raised:
+        await source.refresh(NOW)
+    assert raised.value.kind == "auth"
+    assert not raised.value.retryable
+    message = f"{raised.value} {raised.value!r} {raised.value.__cause__!r}"
+    assert wrong not in message
+    assert wrong[-4:] not in message
+    assert stats.requests[("pagerduty", "401")] == 1
+
+
+async def test_plain_http_is_refused_except_on_loopback(state: StateStore) -> None:
+    with pytest.raises(pagerduty.UrlError):
+        make_source("http://pagerduty.example.com", state, UpstreamStats())
+    make_source("http://127.0.0.1:9", state, UpstreamStats())
+
+
+@pytest.fixture
+def documented_world(tmp_path: Path) -> World:
+    """The example world file of docs/world-file/pagerduty.md, loaded like --world does."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "world-file" / "pagerduty.md"
+    example = doc.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "world.yaml").write_text(example)
+    return load(tmp_path / "world.yaml")
+
+
+async def test_documented_world_file_example(
+    serve: ServeFn, state: StateStore, documented_world: World, recorder: ContractRecorder
+) -> None:
+    world = documented_world
+    source = make_source(await serve(world, Faults()), state, UpstreamStats())
+    values = samples((await source.refresh(world.now)).families)
+    open_ = "tensafe_pagerduty_open_incidents"
+    assert values[key(open_, urgency="high", status="triggered")] == 1
+    assert values[key(open_, urgency="low", status="acknowledged")] == 1
+    assert values[key("tensafe_pagerduty_time_to_acknowledge_seconds", quantile="0.5")] == 600
+    assert values[key("tensafe_pagerduty_time_to_resolve_seconds", quantile="0.5")] == 3600
+    oncall = key("tensafe_pagerduty_oncall_info", escalation_policy="Platform", user="Ada Lovelace")
+    assert values[oncall] == 1
+    recorder.check()
