@@ -40,8 +40,8 @@ class Delivery:
     id: int
     target: Target
     destination: str
-    """Which configured destination (Slack webhook / PagerDuty routing key / Zendesk account) by name;
-    the per-destination rate limit and credentials are looked up by it."""
+    """The configured destination's name (a Slack webhook, PagerDuty routing key or Zendesk
+    account): its rate limit and credentials are looked up by it."""
     payload: Mapping[str, Any]
     """The complete request body, rendered at accept time."""
     idempotency_key: str
