@@ -1,6 +1,7 @@
 """End to end: the service on the simulated world, as `tensafe-ops serve --demo` runs it."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -43,7 +44,7 @@ async def scrape_until_up(client: TestClient, limit: float = 60.0) -> str:  # ty
 
 
 async def test_demo_serves_every_source_up_and_promtool_clean(
-    aiohttp_client, demo_world: RunningWorld, tmp_path: Path
+    aiohttp_client, demo_world: RunningWorld, tmp_path: Path, shared_dir: Path
 ) -> None:  # type: ignore[no-untyped-def]
     fast = {"interval": 2.0}
     settings = parse_settings(
@@ -79,3 +80,15 @@ async def test_demo_serves_every_source_up_and_promtool_clean(
     )
     out, err = await process.communicate(text.encode())
     assert process.returncode == 0, (err + out).decode()
+
+    # The webhook half is on in the demo (auth off, as it says) and sends to the fakes.
+    firing = json.loads((shared_dir / "contracts" / "alertmanager-webhook.json").read_text())
+    response = await client.post("/api/v1/alerts", json=firing["examples"]["firing"])
+    assert response.status == 200, await response.text()
+    for _ in range(100):
+        if demo_world.slack.messages:
+            break
+        await asyncio.sleep(0.1)
+    assert demo_world.slack.messages, "the critical alert never reached the Slack fake"
+    alerts = await (await client.get("/api/v1/alerts")).json()
+    assert any(a["severity"] == "critical" for a in alerts["alerts"])

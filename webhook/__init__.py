@@ -1,10 +1,69 @@
-"""The webhook half: Alertmanager notifications in, routed deliveries out."""
+"""The webhook half: Alertmanager notifications in, routed deliveries out.
+
+`setup` adds the routes, the sweep loop (stale alerts, SLA breaches, gauges) and the
+dispatcher from `webhook.dispatch`, both living in `cleanup_ctx`: started with the app,
+cancelled and awaited on shutdown, after in-flight writes have finished.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from tensafe_ops.keys import CLOCK_KEY, SELF_REGISTRY_KEY, STATE_STORE_KEY
+from tensafe_ops.log import get_logger
 from webhook.config import WebhookConfig
+from webhook.dispatch import setup_dispatcher
+from webhook.handlers import WEBHOOK_KEY, Webhook, add_routes
+from webhook.intake import Policy
+from webhook.metrics import WebhookCollector, WebhookStats
+from webhook.store import WebhookStore
+
+log = get_logger("tensafe_ops.webhook")
 
 
 def setup(app: web.Application, cfg: WebhookConfig) -> None:
     if not cfg.enabled:
         return
+    store = WebhookStore(app[STATE_STORE_KEY].engine, Policy.from_config(cfg))
+    webhook = Webhook(cfg=cfg, store=store, stats=WebhookStats(), clock=app[CLOCK_KEY])
+    app[WEBHOOK_KEY] = webhook
+    add_routes(app, cfg)
+    app.cleanup_ctx.append(_sweeper)
+    delivery_stats = setup_dispatcher(app, store, cfg.destinations, cfg.dispatch, app[CLOCK_KEY])
+    app[SELF_REGISTRY_KEY].register(WebhookCollector(webhook.stats, delivery_stats))
+
+
+async def sweep_once(webhook: Webhook) -> None:
+    """Close stale alerts, count SLA breaches and refresh the store gauges."""
+    now = webhook.clock()
+    staleness = await webhook.store.staleness(webhook.cfg.stale_after, webhook.cfg.stale_default)
+    result = await webhook.store.sweep(now, staleness)
+    for severity in result.stale:
+        webhook.stats.stale_closed[severity] += 1
+    for severity in result.breaches:
+        webhook.stats.breaches[severity] += 1
+    if result.stale:
+        log.warning("stale_alerts_closed", count=len(result.stale), staleness=staleness)
+    webhook.stats.gauges = await webhook.store.gauges(now)
+
+
+async def _sweep_forever(webhook: Webhook) -> None:
+    while True:
+        try:
+            await sweep_once(webhook)
+        except Exception:  # the store may be briefly unavailable; the next round retries
+            log.exception("sweep_failed")
+        await asyncio.sleep(webhook.cfg.sweep_interval)
+
+
+async def _sweeper(app: web.Application) -> AsyncIterator[None]:
+    webhook = app[WEBHOOK_KEY]
+    task = asyncio.create_task(_sweep_forever(webhook), name="webhook-sweep")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    # Accepted-but-unanswered writes (client gone) still finish before the engine closes.
+    await asyncio.gather(*webhook.writes, return_exceptions=True)

@@ -9,10 +9,24 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from tensafe_ops.clock import Clock, utcnow
-from tensafe_ops.sandbox import pagerduty_api, stripe_api, usage_world, zendesk_api
+from tensafe_ops.sandbox import (
+    pagerduty_api,
+    pagerduty_events_api,
+    slack_api,
+    stripe_api,
+    usage_world,
+    zendesk_api,
+)
 from tensafe_ops.sandbox.faults import Faults
 from tensafe_ops.sandbox.world import World, advance
 from tensafe_ops.settings import Settings
+from webhook.config import DEFAULT_RECEIVER_PATH, ReceiverConfig, WebhookConfig
+from webhook.targets import (
+    DestinationsConfig,
+    PagerDutyDestination,
+    SlackDestination,
+    ZendeskDestination,
+)
 
 # Credentials the fakes accept; real deployments never use these.
 DEMO_CREDENTIALS: dict[str, dict[str, str]] = {
@@ -21,6 +35,12 @@ DEMO_CREDENTIALS: dict[str, dict[str, str]] = {
     "pagerduty": {"token": "demo-pagerduty-token"},
 }
 DEMO_FX_RATES = {"eur": 1.08, "jpy": 0.0067}
+# Where the webhook half sends in the demo: Slack channels and a PagerDuty integration.
+DEMO_SLACK_WEBHOOKS = {
+    "incidents": "T0DEMO/B0INCIDENTS/demo-incidents-secret",
+    "alerts": "T0DEMO/B0ALERTS/demo-alerts-secret",
+}
+DEMO_ROUTING_KEY = "demo0routing0key0000000000000000"
 
 
 @dataclass
@@ -31,6 +51,9 @@ class RunningWorld:
     urls: dict[str, str] = field(default_factory=dict)
     runners: list[web.AppRunner] = field(default_factory=list)
     ticker: "asyncio.Task[None] | None" = None
+    slack: slack_api.SlackInbox = field(
+        default_factory=lambda: slack_api.SlackInbox(webhooks=set(DEMO_SLACK_WEBHOOKS.values()))
+    )
 
     def configure(self, settings: Settings) -> Settings:
         """Settings with every source pointed at the fakes (and demo mode on)."""
@@ -62,7 +85,44 @@ class RunningWorld:
             ),
             "usage": exp.usage.model_copy(update={"url": SecretStr(self.usage_db_url)}),
         }
-        return settings.model_copy(update={"demo": True, "exporter": exp.model_copy(update=update)})
+        return settings.model_copy(
+            update={
+                "demo": True,
+                "exporter": exp.model_copy(update=update),
+                "webhook": self._webhook(settings),
+            }
+        )
+
+    def _webhook(self, settings: Settings) -> WebhookConfig:
+        """The webhook half on, without auth (the demo says so), sending to the fakes."""
+        zd = DEMO_CREDENTIALS["zendesk"]
+        destinations = DestinationsConfig(
+            slack={
+                name: SlackDestination(
+                    webhook_url=SecretStr(f"{self.urls['slack']}/services/{path}")
+                )
+                for name, path in DEMO_SLACK_WEBHOOKS.items()
+            },
+            pagerduty={
+                "default": PagerDutyDestination(
+                    routing_key=SecretStr(DEMO_ROUTING_KEY),
+                    events_url=f"{self.urls['pagerduty_events']}/v2/enqueue",
+                )
+            },
+            zendesk={
+                "default": ZendeskDestination(
+                    base_url=self.urls["zendesk"], email=zd["email"], token=SecretStr(zd["token"])
+                )
+            },
+        )
+        return settings.webhook.model_copy(
+            update={
+                "enabled": True,
+                "receivers": {DEFAULT_RECEIVER_PATH: ReceiverConfig(auth="none")},
+                "api_auth": "none",
+                "destinations": destinations,
+            }
+        )
 
     async def stop(self) -> None:
         if self.ticker is not None:
@@ -104,6 +164,19 @@ async def start_world(
     for name, module in apps.items():
         fault = running.faults.setdefault(name, Faults())
         app = module.make_app(world, fault, credentials=DEMO_CREDENTIALS[name])
+        runner, url = await _serve(app, host)
+        running.runners.append(runner)
+        running.urls[name] = url
+    notify_apps = {
+        "slack": slack_api.make_app(
+            running.faults.setdefault("slack", Faults()), inbox=running.slack
+        ),
+        "pagerduty_events": pagerduty_events_api.make_app(
+            running.faults.setdefault("pagerduty_events", Faults()),
+            routing_keys={DEMO_ROUTING_KEY},
+        ),
+    }
+    for name, app in notify_apps.items():
         runner, url = await _serve(app, host)
         running.runners.append(runner)
         running.urls[name] = url

@@ -1,0 +1,131 @@
+"""Real-shaped Alertmanager notifications and a webhook-enabled app for the receiver tests."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tensafe_ops.app import make_app
+from tensafe_ops.clock import Clock
+from tensafe_ops.settings import parse_settings
+
+DATA = Path(__file__).parent / "data"
+TOKEN = "am-token-5f1c0a"
+API_TOKEN = "ops-token-93be11"
+PD_SECRET = "pd-webhook-secret-1"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+API = {"Authorization": f"Bearer {API_TOKEN}"}
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def fingerprint(labels: dict[str, str]) -> str:
+    """Alertmanager's fingerprint: FNV-1a 64 over sorted name, 0xff, value, 0xff."""
+    value = 0xCBF29CE484222325
+    for name in sorted(labels):
+        for byte in name.encode() + b"\xff" + labels[name].encode() + b"\xff":
+            value ^= byte
+            value = (value * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{value:016x}"
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def am_alert(
+    alertname: str,
+    severity: str | None = "critical",
+    *,
+    status: str = "firing",
+    starts_at: datetime = datetime(2026, 11, 27, 11, 50, tzinfo=UTC),
+    ends_at: datetime | None = None,
+    **labels: str,
+) -> dict[str, Any]:
+    all_labels = {"alertname": alertname, "job": "tensafe-api", **labels}
+    if severity is not None:
+        all_labels["severity"] = severity
+    return {
+        "status": status,
+        "labels": all_labels,
+        "annotations": {
+            "summary": f"{alertname} on {labels.get('instance', 'api-1')}",
+            "description": f"{alertname} has been active for 5 minutes.",
+            "runbook_url": f"https://runbooks.tensafe.example/{alertname}",
+        },
+        "startsAt": rfc3339(starts_at),
+        "endsAt": rfc3339(ends_at) if ends_at else ZERO_TIME,
+        "generatorURL": "http://prometheus.tensafe.example:9090/graph?g0.expr=up&g0.tab=1",
+        "fingerprint": fingerprint(all_labels),
+    }
+
+
+def resolved(alert: dict[str, Any], at: datetime) -> dict[str, Any]:
+    return {**alert, "status": "resolved", "endsAt": rfc3339(at)}
+
+
+def notification(*alerts: dict[str, Any], truncated: int = 0) -> dict[str, Any]:
+    status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
+    common = dict(alerts[0]["labels"]) if alerts else {}
+    for alert in alerts[1:]:
+        common = {k: v for k, v in common.items() if alert["labels"].get(k) == v}
+    name = common.get("alertname", "")
+    return {
+        "receiver": "tensafe-ops",
+        "status": status,
+        "alerts": list(alerts),
+        "groupLabels": {"alertname": name},
+        "commonLabels": common,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.tensafe.example:9093",
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="{name}"}}',
+        "truncatedAlerts": truncated,
+        "notification_reason": "first notification",
+        "routeLabels": {},
+    }
+
+
+def load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DATA / name).read_text())
+    return data
+
+
+def webhook_settings(tmp_path: Path, db_url: str, **webhook: Any) -> dict[str, Any]:
+    """Exporter off, webhook on; destinations point at a closed port so nothing leaves."""
+    nowhere = "http://127.0.0.1:9"
+    cfg: dict[str, Any] = {
+        "enabled": True,
+        "receivers": {"/api/v1/alerts": {"auth": {"bearer_token": TOKEN}}},
+        "api_auth": {"bearer_token": API_TOKEN},
+        "pagerduty_webhook_secrets": [PD_SECRET],
+        "destinations": {
+            "pagerduty": {
+                "default": {
+                    "routing_key": "R0UT1NGKEY0000000000000000000001",
+                    "events_url": f"{nowhere}/v2/enqueue",
+                }
+            },
+            "slack": {
+                "incidents": {"webhook_url": f"{nowhere}/services/T1/B1/x"},
+                "alerts": {"webhook_url": f"{nowhere}/services/T1/B2/y"},
+            },
+            "zendesk": {
+                "default": {"base_url": nowhere, "email": "ops@tensafe.example", "token": "zt"}
+            },
+        },
+        "dispatch": {"poll_interval": 3600, "backoff_base": 3600},
+        "sweep_interval": 3600,
+    }
+    cfg.update(webhook)
+    off = {"enabled": False}
+    return {
+        "server": {"state_dir": str(tmp_path), "state_db_url": db_url},
+        "exporter": {k: off for k in ("zendesk", "pagerduty", "stripe", "usage", "health")},
+        "webhook": cfg,
+    }
+
+
+def webhook_app(tmp_path: Path, db_url: str, clock: Clock, **webhook: Any) -> web.Application:
+    return make_app(parse_settings(webhook_settings(tmp_path, db_url, **webhook)), clock=clock)

@@ -1,0 +1,386 @@
+"""The dispatcher against a stateful in-memory outbox and the fake Slack workspace over real
+HTTP, with an injected wall clock: rate limits, Retry-After, backoff, dead letters and
+at-most-once success, as an operator would observe them (outbox state, messages received)."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from tensafe_ops.sandbox import slack_api
+from tensafe_ops.sandbox.faults import Faults
+from tests.conftest import FakeClock
+from tests.webhook.memory_outbox import FlakyOutbox, InMemoryOutbox
+from webhook.dispatch import Dispatcher, build_rate_limits, setup_dispatcher
+from webhook.notifiers import Notifier, SlackNotifier
+from webhook.outbox import Delivery, Outcome
+from webhook.targets import (
+    DestinationsConfig,
+    DispatchConfig,
+    PagerDutyDestination,
+    SlackDestination,
+    ZendeskDestination,
+)
+
+ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
+WEBHOOKS = {f"team{i}": f"T0001/B000{i}/secret-{i}" for i in range(3)}
+
+
+@pytest.fixture
+def faults() -> Faults:
+    return Faults(retry_after=1)
+
+
+@pytest.fixture
+async def slack_server(aiohttp_server: ServerFactory, faults: Faults) -> TestServer:
+    inbox = slack_api.SlackInbox(webhooks=set(WEBHOOKS.values()), per_second=1000)
+    return await aiohttp_server(slack_api.make_app(faults, inbox=inbox))
+
+
+def inbox_of(server: TestServer) -> slack_api.SlackInbox:
+    return server.app[slack_api.SLACK_INBOX_KEY]
+
+
+def slack_destinations(server: TestServer, *, per_second: float = 200.0) -> DestinationsConfig:
+    return DestinationsConfig(
+        slack={
+            name: SlackDestination(
+                webhook_url=SecretStr(str(server.make_url(f"/services/{path}"))),
+                channel=None,
+                rate_per_second=per_second,
+            )
+            for name, path in WEBHOOKS.items()
+        }
+        | {
+            "revoked": SlackDestination(
+                webhook_url=SecretStr(str(server.make_url("/services/T0001/B0009/revoked-secret"))),
+                channel=None,
+            )
+        }
+    )
+
+
+CONFIG = DispatchConfig(
+    batch_size=50,
+    lease_seconds=60,
+    max_attempts=3,
+    backoff_base=1,
+    backoff_cap=8,
+    poll_interval=0.01,
+    request_timeout=5,
+)
+
+
+@pytest.fixture
+async def make_dispatcher(
+    slack_server: TestServer, clock: FakeClock
+) -> AsyncIterator[Callable[..., Dispatcher]]:
+    """Dispatchers draining into the fake Slack workspace, each with its own session."""
+    sessions: list[ClientSession] = []
+
+    def build(
+        outbox: InMemoryOutbox,
+        *,
+        destinations: DestinationsConfig | None = None,
+        config: DispatchConfig = CONFIG,
+        limited: bool = True,
+        wrap: Callable[[Notifier], Notifier] | None = None,
+    ) -> Dispatcher:
+        destinations = destinations or slack_destinations(slack_server)
+        client_session = ClientSession()
+        sessions.append(client_session)
+        notifier: Notifier = SlackNotifier(client_session, destinations.slack, timeout=5)
+        if wrap is not None:
+            notifier = wrap(notifier)
+        limits = build_rate_limits(destinations) if limited else {}
+        return Dispatcher(outbox, {"slack": notifier}, limits, clock, config)
+
+    yield build
+    for client_session in sessions:
+        await client_session.close()
+
+
+def message(text: str) -> dict[str, Any]:
+    return {"text": text}
+
+
+async def test_retries_with_backoff_then_success(
+    make_dispatcher: Callable[..., Dispatcher],
+    slack_server: TestServer,
+    faults: Faults,
+    clock: FakeClock,
+) -> None:
+    outbox = InMemoryOutbox()
+    delivery_id = outbox.add("slack", "team0", message("disk full"), clock())
+    dispatcher = make_dispatcher(outbox)
+    faults.queue("500", "503")
+
+    await dispatcher.drain_once("slack")
+    row = outbox.rows[delivery_id]
+    assert (row.state, row.attempts, row.error) == ("pending", 1, "HTTP 500: rollup_error")
+    assert row.not_before is not None
+    assert clock() <= row.not_before <= clock() + timedelta(seconds=1)  # base 1 s, jittered
+
+    clock.advance(seconds=1)
+    await dispatcher.drain_once("slack")
+    assert (row.state, row.attempts, row.error) == ("pending", 2, "HTTP 503: service_unavailable")
+    assert row.not_before <= clock() + timedelta(seconds=2)  # second step: up to 2 s
+
+    clock.advance(seconds=2)
+    await dispatcher.drain_once("slack")
+    assert (row.state, row.attempts, row.sent_status) == ("sent", 3, 200)
+    assert inbox_of(slack_server).for_webhook(WEBHOOKS["team0"]) == [message("disk full")]
+    assert dispatcher.stats.deliveries == {("slack", "retried"): 2, ("slack", "sent"): 1}
+
+
+async def test_retry_after_is_honoured_for_the_delivery_and_the_destination(
+    make_dispatcher: Callable[..., Dispatcher],
+    slack_server: TestServer,
+    faults: Faults,
+    clock: FakeClock,
+) -> None:
+    outbox = InMemoryOutbox()
+    first = outbox.add("slack", "team1", message("one"), clock())
+    dispatcher = make_dispatcher(outbox)
+    faults.queue("429")
+
+    await dispatcher.drain_once("slack")
+    assert outbox.rows[first].not_before == clock() + timedelta(seconds=1)
+
+    # Not due yet: nothing is sent before Retry-After has passed.
+    await dispatcher.drain_once("slack")
+    assert faults.requests == 1
+
+    # Once due, the destination itself was slowed down by the same second.
+    clock.advance(seconds=1)
+    started = time.monotonic()
+    await dispatcher.drain_once("slack")
+    assert time.monotonic() - started >= 0.9
+    assert outbox.states() == {first: "sent"}
+    assert [m["text"] for m in inbox_of(slack_server).for_webhook(WEBHOOKS["team1"])] == ["one"]
+
+
+async def test_4xx_is_dead_lettered_at_once_with_the_error_and_no_secret_logged(
+    make_dispatcher: Callable[..., Dispatcher], slack_server: TestServer, clock: FakeClock
+) -> None:
+    outbox = InMemoryOutbox()
+    dead = outbox.add("slack", "revoked", message("lost"), clock())
+    invalid = outbox.add("slack", "team0", {"text": "t", "blocks": []}, clock())
+    unknown = outbox.add("slack", "no-such-destination", message("x"), clock())
+    dispatcher = make_dispatcher(outbox)
+
+    with capture_logs() as logs:
+        await dispatcher.drain_once("slack")
+        clock.advance(hours=1)
+        await dispatcher.drain_once("slack")  # dead letters are never claimed again
+
+    assert outbox.states() == {dead: "dead", invalid: "dead", unknown: "dead"}
+    assert outbox.rows[dead].error == "HTTP 404: no_service"
+    assert outbox.rows[invalid].error == "HTTP 400: invalid_payload"
+    assert outbox.rows[unknown].error == "no slack destination named 'no-such-destination'"
+    assert [code for _, _, code in inbox_of(slack_server).rejected] == [
+        "no_service",
+        "invalid_payload",
+    ]
+    assert dispatcher.stats.deliveries == {("slack", "dead"): 3}
+    assert [e["event"] for e in logs] == ["delivery_dead"] * 3
+    assert "secret" not in repr(logs)
+
+
+async def test_retryable_failures_are_dead_lettered_after_max_attempts(
+    make_dispatcher: Callable[..., Dispatcher], faults: Faults, clock: FakeClock
+) -> None:
+    outbox = InMemoryOutbox()
+    delivery_id = outbox.add("slack", "team2", message("flapping"), clock())
+    dispatcher = make_dispatcher(outbox)
+    faults.queue("500", "500", "500", "500")
+
+    for _ in range(4):
+        await dispatcher.drain_once("slack")
+        clock.advance(seconds=CONFIG.backoff_cap)
+
+    row = outbox.rows[delivery_id]
+    assert (row.state, row.attempts) == ("dead", 3)
+    assert row.error == "gave up after 3 attempts: HTTP 500: rollup_error"
+    assert faults.requests == 3
+
+
+async def test_slack_rate_limit_per_webhook_is_respected(
+    make_dispatcher: Callable[..., Dispatcher], slack_server: TestServer, clock: FakeClock
+) -> None:
+    inbox = inbox_of(slack_server)
+    inbox.per_second = 10
+    outbox = InMemoryOutbox()
+    for i in range(12):
+        outbox.add("slack", "team0", message(f"m{i}"), clock())
+    # Slightly under the fake's limit, so loopback latency jitter cannot cross it.
+    dispatcher = make_dispatcher(
+        outbox, destinations=slack_destinations(slack_server, per_second=9)
+    )
+
+    started = time.monotonic()
+    await dispatcher.drain_once("slack")
+
+    assert time.monotonic() - started >= 11 / 9 - 0.05
+    assert inbox.rejected == []
+    assert [m["text"] for m in inbox.for_webhook(WEBHOOKS["team0"])] == [f"m{i}" for i in range(12)]
+
+    # Control: without the limiter the same burst is throttled by Slack.
+    unlimited_outbox = InMemoryOutbox()
+    for i in range(15):
+        unlimited_outbox.add("slack", "team1", message(f"u{i}"), clock())
+    await make_dispatcher(unlimited_outbox, limited=False).drain_once("slack")
+    assert ("T0001/B0001/secret-1", 429, "rate_limited") in inbox.rejected
+
+
+def test_rate_limits_per_destination() -> None:
+    destinations = DestinationsConfig(
+        slack={"a": SlackDestination(webhook_url=SecretStr("https://hooks/x"), channel=None)},
+        pagerduty={"p": PagerDutyDestination(routing_key=SecretStr("k"))},
+        zendesk={
+            "z": ZendeskDestination(
+                base_url="https://t.zendesk.com",
+                email="e",
+                token=SecretStr("t"),
+                rate_per_minute=400,
+            )
+        },
+    )
+    limits = build_rate_limits(destinations)
+
+    assert (limits[("slack", "a")].rate, limits[("slack", "a")].capacity) == (1.0, 1)
+    assert limits[("pagerduty", "p")].rate == 2.0  # 120 per minute
+    assert limits[("zendesk", "z")].rate == pytest.approx(400 / 60)
+
+
+async def test_two_dispatchers_sharing_the_outbox_send_each_delivery_once(
+    make_dispatcher: Callable[..., Dispatcher], slack_server: TestServer, clock: FakeClock
+) -> None:
+    outbox = InMemoryOutbox()
+    for i in range(60):
+        outbox.add("slack", f"team{i % 3}", message(f"alert {i}"), clock())
+    config = CONFIG.model_copy(update={"batch_size": 7})
+    replicas = [make_dispatcher(outbox, config=config) for _ in range(2)]
+
+    for replica in replicas:
+        replica.start()
+    await outbox.wait_until(lambda: set(outbox.states().values()) == {"sent"})
+    for replica in replicas:
+        await replica.stop()
+
+    received = [m.payload["text"] for m in inbox_of(slack_server).messages]
+    assert sorted(received) == sorted(f"alert {i}" for i in range(60))
+    assert outbox.double_sends == []
+    assert all(replica.stats.deliveries[("slack", "sent")] > 0 for replica in replicas)
+    assert all(not replica.tasks for replica in replicas)
+
+
+@dataclass
+class SlowNotifier:
+    """Passes sends through to the real notifier while 30 s of wall clock pass per send."""
+
+    inner: Notifier
+    clock: FakeClock
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        outcome = await self.inner.send(delivery)
+        self.clock.advance(seconds=30)
+        return outcome
+
+
+async def test_no_send_starts_when_the_lease_is_about_to_run_out(
+    make_dispatcher: Callable[..., Dispatcher], slack_server: TestServer, clock: FakeClock
+) -> None:
+    outbox = InMemoryOutbox()
+    ids = [outbox.add("slack", "team0", message(f"m{i}"), clock()) for i in range(3)]
+    dispatcher = make_dispatcher(outbox, wrap=lambda inner: SlowNotifier(inner, clock))
+
+    await dispatcher.drain_once("slack")  # lease 60 s, request timeout 5 s: 2 sends fit
+
+    assert [outbox.rows[i].state for i in ids] == ["sent", "sent", "pending"]
+    assert len(inbox_of(slack_server).messages) == 2
+    # Another replica can take it as soon as the lease has run out.
+    assert [d.id for d in await outbox.claim("slack", 10, clock(), 60)] == [ids[2]]
+
+
+async def test_setup_dispatcher_delivers_for_the_app_lifetime(
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
+    slack_server: TestServer,
+    clock: FakeClock,
+) -> None:
+    outbox = InMemoryOutbox()
+    delivery_id = outbox.add("slack", "team2", message("from the app"), clock())
+    app = web.Application()
+    stats = setup_dispatcher(app, outbox, slack_destinations(slack_server), CONFIG, clock)
+
+    client = await aiohttp_client(app)
+    await outbox.wait_until(lambda: outbox.rows[delivery_id].state == "sent")
+    await client.close()
+
+    assert stats.deliveries == {("slack", "sent"): 1}
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("dispatch-")]
+    late = outbox.add("slack", "team2", message("after shutdown"), clock())
+    await asyncio.sleep(0.05)
+    assert outbox.rows[late].state == "pending"
+
+
+@dataclass
+class BrokenOnceNotifier:
+    """Raises on its first send (a bug), then passes through to the real notifier."""
+
+    inner: Notifier
+    broken: bool = True
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        if self.broken:
+            self.broken = False
+            raise KeyError("payload")
+        return await self.inner.send(delivery)
+
+
+async def test_outbox_outage_and_notifier_bug_do_not_stop_the_loop(
+    make_dispatcher: Callable[..., Dispatcher], slack_server: TestServer, clock: FakeClock
+) -> None:
+    outbox = InMemoryOutbox()
+    delivery_id = outbox.add("slack", "team0", message("eventually"), clock())
+    dispatcher = make_dispatcher(outbox, wrap=BrokenOnceNotifier)
+    dispatcher.outbox = FlakyOutbox(outbox, failures=2)
+
+    with capture_logs() as logs:
+        dispatcher.start()
+        await outbox.wait_until(lambda: outbox.rows[delivery_id].attempts == 1)
+        clock.advance(seconds=CONFIG.backoff_base)  # past the jittered backoff
+        await outbox.wait_until(lambda: outbox.rows[delivery_id].state == "sent")
+        await dispatcher.stop()
+
+    events = [e["event"] for e in logs]
+    assert events.count("dispatch_round_failed") == 2
+    assert "notifier_failed" in events
+    assert outbox.rows[delivery_id].attempts == 2
+    assert [m.payload for m in inbox_of(slack_server).messages] == [message("eventually")]
+
+
+def test_lease_must_outlast_a_request() -> None:
+    with pytest.raises(ValueError, match="lease_seconds must be at least twice request_timeout"):
+        DispatchConfig(lease_seconds=10, request_timeout=10)
+
+
+async def test_retry_delays(make_dispatcher: Callable[..., Dispatcher]) -> None:
+    dispatcher = make_dispatcher(InMemoryOutbox())  # backoff base 1 s, cap 8 s
+
+    def delay(attempt: int, **outcome: Any) -> float:
+        return dispatcher.retry_delay(Outcome(ok=False, retryable=True, **outcome), attempt)
+
+    assert delay(1, status=429, retry_after=30.0) == 30.0
+    assert delay(1, status=429, retry_after=86400.0) == 3600.0  # a bogus header is capped
+    # PagerDuty's own 429 has no Retry-After: the full step, never a jittered zero.
+    assert [delay(n, status=429) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 8]
+    assert all(0 <= delay(n, status=503) <= min(8, 2 ** (n - 1)) for n in range(1, 12))

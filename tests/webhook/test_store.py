@@ -1,0 +1,149 @@
+"""The store on its own: outbox leases across claimers, retries, the stale sweep, staleness."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tensafe_ops.storage import create_engine, migrate
+from tests.conftest import FakeClock
+from tests.webhook.am import am_alert, notification, resolved, webhook_settings
+from webhook.config import WebhookConfig
+from webhook.intake import Policy
+from webhook.payload import parse_notification
+from webhook.store import WebhookStore
+
+
+@pytest.fixture
+async def store(state_db_url: str, tmp_path) -> AsyncIterator[WebhookStore]:  # type: ignore[no-untyped-def]
+    engine = create_engine(state_db_url)
+    await migrate(engine)
+    cfg = WebhookConfig.model_validate(webhook_settings(tmp_path, state_db_url)["webhook"])
+    yield WebhookStore(engine, Policy.from_config(cfg))
+    await engine.dispose()
+
+
+def parsed(*alerts: dict[str, object]):  # type: ignore[no-untyped-def]
+    return parse_notification(json.dumps(notification(*alerts)).encode())
+
+
+async def test_claims_never_overlap_and_leases_expire(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    many = [am_alert("HighCPU", "warning", instance=f"node-{i}:9100") for i in range(30)]
+    result = await store.accept(parsed(*many), clock())
+    assert result.deliveries == 30
+    batches = await asyncio.gather(*(store.claim("slack", 10, clock(), 60) for _ in range(4)))
+    ids = [d.id for batch in batches for d in batch]
+    assert len(ids) == len(set(ids)) == 30  # every row claimed exactly once
+    assert await store.claim("slack", 10, clock(), 60) == []  # all leased
+    clock.advance(seconds=61)
+    assert len(await store.claim("slack", 50, clock(), 60)) == 30  # leases ran out: claimable
+
+
+async def test_retry_waits_sent_is_final(store: WebhookStore, clock: FakeClock) -> None:
+    await store.accept(parsed(am_alert("TenSafeAPIDown")), clock())
+    page, note = await store.claim("pagerduty", 10, clock(), 60) + await store.claim(
+        "slack", 10, clock(), 60
+    )
+    await store.mark_retry(page.id, clock(), clock() + timedelta(seconds=30), "503 from PagerDuty")
+    await store.mark_sent(note.id, clock(), 200)
+    assert await store.claim("pagerduty", 10, clock(), 60) == []
+    clock.advance(seconds=31)
+    [again] = await store.claim("pagerduty", 10, clock(), 60)
+    assert (again.id, again.attempts) == (page.id, 1)
+    clock.advance(hours=1)
+    assert await store.claim("slack", 10, clock(), 60) == []  # sent once, never again
+
+
+async def test_stale_alerts_are_closed_and_their_pages_resolved(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    quiet = am_alert("DatabaseDown", instance="db-1:5432")
+    chatty = am_alert("DatabaseDown", instance="db-2:5432")
+    await store.accept(parsed(quiet, chatty), clock())
+    assert await store.staleness(None, 43200) == 43200  # no repeat seen yet: the default
+    for _ in range(3):  # Alertmanager repeats `chatty` every 4 h; `quiet` was silenced
+        clock.advance(hours=4)
+        await store.accept(parsed(chatty), clock())
+    staleness = await store.staleness(None, 43200)
+    assert staleness == 3 * 4 * 3600
+    clock.advance(seconds=1)
+    result = await store.sweep(clock(), staleness)
+    assert result.stale == ["critical"]
+    states = {a["fingerprint"]: a["state"] for a in await store.list_alerts(None, None, 10)}
+    assert states == {quiet["fingerprint"]: "stale", chatty["fingerprint"]: "firing"}
+    resolves = [d for d in await store.list_deliveries(None, 50) if d["kind"] == "resolve"]
+    assert [(d["target"], json.loads(d["payload"])["dedup_key"]) for d in resolves] == [
+        ("pagerduty", f"tensafe:{quiet['fingerprint']}")
+    ]
+    assert (await store.sweep(clock(), staleness)).stale == []
+    # The real resolve arriving late closes it for good and tells Slack; no second PD resolve.
+    late = await store.accept(parsed(resolved(quiet, clock())), clock())
+    assert late.resolved == 1 and late.deliveries == 1
+
+
+async def test_ha_duplicates_seconds_apart_are_not_a_repeat_interval(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    alert = am_alert("HighLatencyP95", "warning")
+    await store.accept(parsed(alert), clock())
+    clock.advance(seconds=15)  # the second Alertmanager of the pair, peer_timeout later
+    await store.accept(parsed(alert), clock())
+    assert await store.staleness(None, 43200) == 43200
+    assert await store.staleness(600, 43200) == 600  # explicit configuration wins
+
+
+async def test_silenced_critical_breaches_before_going_stale(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    alert = am_alert("PrivacyBudgetExhausted", tenant="acct_00007")
+    await store.accept(parsed(alert), clock())
+    clock.advance(hours=13)  # never repeated (silenced): past respond_by and past 12 h staleness
+    result = await store.sweep(clock(), 43200)
+    assert (result.breaches, result.stale) == (["critical"], ["critical"])
+    clock.advance(days=8)  # the seen key expires; a very late duplicate still pages nobody
+    await store.sweep(clock(), 43200)
+    again = await store.accept(parsed(alert), clock())
+    assert (again.new_alerts, again.deliveries) == (0, 0)
+
+
+async def test_migration_downgrades_and_upgrades_again(state_db_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from tensafe_ops.storage import _upgrade
+
+    def downgrade(connection) -> None:  # type: ignore[no-untyped-def]
+        cfg = Config()
+        cfg.set_main_option("script_location", "tensafe_ops:migrations")
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0001")
+
+    engine = create_engine(state_db_url)
+    try:
+        await migrate(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade)
+            tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+            assert not any(t.startswith("webhook_") for t in tables)
+            await conn.run_sync(_upgrade)
+            tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+        assert {"webhook_alerts", "webhook_deliveries", "webhook_seen"} <= tables
+    finally:
+        await engine.dispose()
+
+
+async def test_group_commit_keeps_per_notification_results(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    same = parsed(am_alert("QueueBacklog", "warning", queue="training"))
+    others = [parsed(am_alert("HighMemory", "warning", instance=f"w-{i}")) for i in range(5)]
+    results = await asyncio.gather(*(store.accept(n, clock()) for n in [same] * 10 + others))
+    assert [r.new_alerts for r in results] == [1] + [0] * 9 + [1] * 5  # the first copy counts
+    assert [r.duplicates for r in results] == [0] + [1] * 9 + [0] * 5
+    assert [r.deliveries for r in results] == [1] + [0] * 9 + [1] * 5
+    assert len(await store.list_deliveries("pending", 100)) == 6

@@ -1,0 +1,375 @@
+"""HTTP handlers: Alertmanager in, acknowledgements, maintenance windows, dead letters.
+
+Status codes follow what the sender does with them: Alertmanager retries 5xx only, so 2xx
+means durably stored (alerts and their outbox rows in one transaction), 400/401/413 mean the
+request itself is wrong and will stay wrong, and 503 means "try again" (store unavailable).
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.exc import SQLAlchemyError
+
+from tensafe_ops.clock import Clock
+from tensafe_ops.log import get_logger
+from webhook.auth import authorized, pagerduty_signature_valid
+from webhook.config import Auth, WebhookConfig
+from webhook.metrics import WebhookStats
+from webhook.payload import PayloadError, parse_notification
+from webhook.routing import MatcherError, parse_matcher
+from webhook.serialize import alert_json, delivery_json, maintenance_json
+from webhook.store import ConflictError, NotFoundError, WebhookStore
+
+log = get_logger("tensafe_ops.webhook")
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_STORE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+
+
+@dataclass
+class Webhook:
+    """Everything the handlers need, stored on the app under WEBHOOK_KEY."""
+
+    cfg: WebhookConfig
+    store: WebhookStore
+    stats: WebhookStats
+    clock: Clock
+    writes: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def shielded(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run a write to completion even if the client disconnects (aiohttp then cancels the
+        handler); the task is tracked so shutdown waits for it."""
+        task = asyncio.create_task(work)
+        self.writes.add(task)
+        task.add_done_callback(self.writes.discard)
+        return await asyncio.wait_for(asyncio.shield(task), self.cfg.store_timeout)
+
+
+WEBHOOK_KEY = web.AppKey("webhook", Webhook)
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _unauthorized(webhook: Webhook) -> web.Response:
+    webhook.stats.rejected["unauthorized"] += 1
+    response = error(401, "missing or wrong credentials")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="tensafe-ops", Basic realm="tensafe-ops"'
+    return response
+
+
+def _unavailable(webhook: Webhook, exc: BaseException) -> web.Response:
+    webhook.stats.rejected["unavailable"] += 1
+    log.error("store_unavailable", error=type(exc).__name__)
+    return error(503, "state store unavailable, retry later")
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is larger than `limit` bytes (checked while streaming)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def receiver(auth: Auth) -> Handler:
+    """POST handler for one receiver path with its own credentials."""
+
+    async def receive(request: web.Request) -> web.Response:
+        webhook = request.app[WEBHOOK_KEY]
+        if not authorized(auth, request.headers.get("Authorization")):
+            return _unauthorized(webhook)
+        body = await read_limited(request, webhook.cfg.body_limit_bytes)
+        if body is None:
+            webhook.stats.rejected["too_large"] += 1
+            return error(413, f"body larger than {webhook.cfg.body_limit_bytes} bytes")
+        try:
+            notification = parse_notification(body)
+        except PayloadError as exc:
+            webhook.stats.rejected["bad_request"] += 1
+            return error(400, "invalid Alertmanager payload", field=exc.field, detail=exc.message)
+        now = webhook.clock()
+
+        async def persist() -> dict[str, int]:
+            result = await webhook.store.accept(notification, now)
+            stats = webhook.stats
+            for alert in notification.alerts:
+                stats.received[(webhook.store.policy.severity(alert.labels), alert.status)] += 1
+            stats.duplicates += result.duplicates
+            for severity in result.breaches:
+                stats.breaches[severity] += 1
+            return {
+                "alerts": len(notification.alerts),
+                "new": result.new_alerts,
+                "resolved": result.resolved,
+                "duplicates": result.duplicates,
+                "deliveries": result.deliveries,
+            }
+
+        try:
+            counts = await webhook.shielded(persist())
+        except _STORE_ERRORS as exc:
+            return _unavailable(webhook, exc)
+        log.info("notification_accepted", receiver=notification.receiver, **counts)
+        return web.json_response({"status": "accepted", **counts})
+
+    return receive
+
+
+def api(handler: Handler) -> Handler:
+    """Management endpoints: `api_auth` first, store trouble as 503."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        webhook = request.app[WEBHOOK_KEY]
+        assert webhook.cfg.api_auth is not None  # the config requires it when enabled
+        if not authorized(webhook.cfg.api_auth, request.headers.get("Authorization")):
+            return _unauthorized(webhook)
+        try:
+            return await handler(request)
+        except _STORE_ERRORS as exc:
+            return _unavailable(webhook, exc)
+
+    return guarded
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("NUL characters are not allowed")  # PostgreSQL cannot store them
+        return value
+
+
+class AckBody(_Body):
+    by: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=2000)
+
+
+class MaintenanceBody(_Body):
+    start: datetime
+    end: datetime
+    matchers: list[str] = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=500)
+    by: str = Field(default="api", max_length=200)
+
+
+def _parse_body(model: type[_Body], body: bytes) -> _Body | web.Response:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<body>"
+        return error(400, "invalid request body", field=where, detail=first["msg"])
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        return None
+
+
+def _limit(request: web.Request) -> int | web.Response:
+    text = request.query.get("limit", "100")
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        return error(400, "limit must be an integer from 1 to 1000", field="limit")
+    return int(text)
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | web.Response | None:
+    value = request.query.get(name)
+    if value is None or value in allowed:
+        return value
+    return error(400, f"{name} must be one of {', '.join(allowed)}", field=name)
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    webhook = request.app[WEBHOOK_KEY]
+    state = _choice(request, "state", ("firing", "resolved", "stale"))
+    severity = _choice(request, "severity", ("critical", "warning", "info"))
+    limit = _limit(request)
+    for parsed in (state, severity, limit):
+        if isinstance(parsed, web.Response):
+            return parsed
+    assert not isinstance(state, web.Response) and not isinstance(severity, web.Response)
+    assert isinstance(limit, int)
+    rows = await webhook.store.list_alerts(state, severity, limit)
+    now = webhook.clock()
+    return web.json_response({"alerts": [alert_json(r, now) for r in rows]})
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    webhook = request.app[WEBHOOK_KEY]
+    alert_id = _int_param(request, "id")
+    if alert_id is None:
+        return error(404, "no such alert")
+    body = _parse_body(AckBody, await request.read())
+    if isinstance(body, web.Response):
+        return body
+    assert isinstance(body, AckBody)
+    now = webhook.clock()
+    try:
+        ack = await webhook.shielded(
+            webhook.store.acknowledge(alert_id, body.by, body.note, "api", now)
+        )
+    except NotFoundError as exc:
+        return error(404, str(exc))
+    except ConflictError as exc:
+        return error(409, str(exc))
+    webhook.stats.record_ack(ack.severity, ack.seconds_to_ack)
+    if ack.breached_now:
+        webhook.stats.breaches[ack.severity] += 1
+    row = await webhook.store.get_alert(alert_id)
+    return web.json_response(alert_json(row, now))
+
+
+async def add_maintenance(request: web.Request) -> web.Response:
+    webhook = request.app[WEBHOOK_KEY]
+    body = _parse_body(MaintenanceBody, await request.read())
+    if isinstance(body, web.Response):
+        return body
+    assert isinstance(body, MaintenanceBody)
+    if body.start.tzinfo is None or body.end.tzinfo is None:
+        return error(400, "start and end need a time zone (RFC 3339)", field="start")
+    if body.end <= body.start:
+        return error(400, "end must be after start", field="end")
+    for index, text in enumerate(body.matchers):
+        try:
+            parse_matcher(text)
+        except MatcherError as exc:
+            return error(400, str(exc), field=f"matchers.{index}")
+    row = await webhook.store.add_maintenance(
+        body.start, body.end, body.matchers, body.reason, body.by, webhook.clock()
+    )
+    return web.json_response(maintenance_json(row), status=201)
+
+
+async def list_maintenance(request: web.Request) -> web.Response:
+    webhook = request.app[WEBHOOK_KEY]
+    include_past = request.query.get("all", "").lower() in ("1", "true", "yes")
+    rows = await webhook.store.list_maintenance(webhook.clock(), include_past)
+    return web.json_response({"windows": [maintenance_json(r) for r in rows]})
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    webhook = request.app[WEBHOOK_KEY]
+    state = _choice(request, "state", ("pending", "sent", "dead"))
+    limit = _limit(request)
+    if isinstance(state, web.Response):
+        return state
+    if isinstance(limit, web.Response):
+        return limit
+    rows = await webhook.store.list_deliveries(state, limit)
+    return web.json_response({"deliveries": [delivery_json(r) for r in rows]})
+
+
+async def retry_delivery(request: web.Request) -> web.Response:
+    webhook = request.app[WEBHOOK_KEY]
+    delivery_id = _int_param(request, "id")
+    if delivery_id is None:
+        return error(404, "no such delivery")
+    try:
+        row = await webhook.store.retry_delivery(delivery_id, webhook.clock())
+    except NotFoundError as exc:
+        return error(404, str(exc))
+    except ConflictError as exc:
+        return error(409, str(exc))
+    return web.json_response(delivery_json(row))
+
+
+class _Agent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    summary: str | None = None
+
+
+class _IncidentData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    incident_key: str | None = None
+
+
+class _PagerDutyEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    event_type: str
+    occurred_at: datetime | None = None
+    agent: _Agent | None = None
+    data: _IncidentData = Field(default_factory=_IncidentData)
+
+
+class PagerDutyWebhook(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    event: _PagerDutyEvent
+
+
+ACK_EVENTS: tuple[Literal["incident.acknowledged", "incident.resolved"], ...] = (
+    "incident.acknowledged",
+    "incident.resolved",
+)
+
+
+async def pagerduty_webhook(request: web.Request) -> web.Response:
+    """PagerDuty webhooks v3: an acknowledged or resolved incident answers its alert."""
+    webhook = request.app[WEBHOOK_KEY]
+    body = await read_limited(request, webhook.cfg.body_limit_bytes)
+    if body is None:
+        webhook.stats.rejected["too_large"] += 1
+        return error(413, f"body larger than {webhook.cfg.body_limit_bytes} bytes")
+    signature = request.headers.get("X-PagerDuty-Signature")
+    if not pagerduty_signature_valid(body, signature, webhook.cfg.pagerduty_webhook_secrets):
+        webhook.stats.rejected["bad_signature"] += 1
+        return error(401, "missing or invalid X-PagerDuty-Signature")
+    try:
+        event = PagerDutyWebhook.model_validate_json(body).event
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<body>"
+        return error(400, "invalid PagerDuty webhook", field=where, detail=first["msg"])
+    key = (event.data.incident_key or "").replace("\x00", "")
+    if event.event_type not in ACK_EVENTS or not key:
+        webhook.stats.pagerduty_webhooks["ignored"] += 1
+        return web.json_response({"status": "ignored"})
+    now = webhook.clock()
+    at = event.occurred_at or now
+    agent = ((event.agent.summary if event.agent else None) or "pagerduty").replace("\x00", "")
+    webhook_id = request.headers.get("X-Webhook-Id")
+    try:
+        outcome, ack = await webhook.shielded(
+            webhook.store.pagerduty_event(webhook_id, event.event_type, key, agent, at, now)
+        )
+    except _STORE_ERRORS as exc:
+        return _unavailable(webhook, exc)
+    webhook.stats.pagerduty_webhooks[outcome] += 1
+    if ack is not None:
+        webhook.stats.record_ack(ack.severity, ack.seconds_to_ack)
+        if ack.breached_now:
+            webhook.stats.breaches[ack.severity] += 1
+    return web.json_response({"status": outcome})
+
+
+def add_routes(app: web.Application, cfg: WebhookConfig) -> None:
+    for path, receiver_cfg in cfg.receivers.items():
+        app.router.add_post(path, receiver(receiver_cfg.auth))
+    app.router.add_get("/api/v1/alerts", api(list_alerts))
+    app.router.add_post("/api/v1/alerts/{id}/ack", api(acknowledge))
+    app.router.add_get("/api/v1/maintenance", api(list_maintenance))
+    app.router.add_post("/api/v1/maintenance", api(add_maintenance))
+    app.router.add_get("/api/v1/deliveries", api(list_deliveries))
+    app.router.add_post("/api/v1/deliveries/{id}/retry", api(retry_delivery))
+    if cfg.pagerduty_webhook_secrets:
+        app.router.add_post("/api/v1/pagerduty/webhook", pagerduty_webhook)

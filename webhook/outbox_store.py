@@ -1,0 +1,137 @@
+"""The deliveries outbox over SQLite or PostgreSQL: implements `webhook.outbox.Outbox`.
+
+A claim is a lease (`lease_until`), taken by one UPDATE whose row selection uses
+`FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite serialises writers), so several replicas never
+hold the same row. A row whose claimer died becomes claimable again once its lease runs out.
+"""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from webhook.outbox import Delivery, Target
+from webhook.statements import ConflictError, NotFoundError, ts
+from webhook.tables import deliveries
+
+
+class SqlOutbox:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        # SQLite has one writer at a time; queueing writers here is much faster than letting
+        # them poll SQLite's busy lock (one process per SQLite file: replicas need PostgreSQL).
+        self._sqlite_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (committed on exit)."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._sqlite_writer is not None:
+                await stack.enter_async_context(self._sqlite_writer)
+            yield await stack.enter_async_context(self.engine.begin())
+
+    async def claim(
+        self, target: Target, limit: int, now: datetime, lease_seconds: float
+    ) -> list[Delivery]:
+        due = (
+            sa.select(deliveries.c.id)
+            .where(
+                deliveries.c.target == target,
+                deliveries.c.state == "pending",
+                deliveries.c.not_before <= ts(now),
+                sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < ts(now)),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
+        )
+        async with self.writing() as conn:
+            rows = await conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id.in_(due.scalar_subquery()))
+                .values(lease_until=ts(now) + lease_seconds, updated_at=ts(now))
+                .returning(*deliveries.c)
+            )
+            claimed = [
+                Delivery(
+                    id=r["id"],
+                    target=r["target"],
+                    destination=r["destination"],
+                    payload=json.loads(r["payload"]),
+                    idempotency_key=r["idempotency_key"],
+                    attempts=r["attempts"],
+                    created_at=datetime.fromtimestamp(r["created_at"], UTC),
+                )
+                for r in rows.mappings()
+            ]
+        return sorted(claimed, key=lambda d: d.id)
+
+    async def mark_sent(self, delivery_id: int, now: datetime, status: int) -> None:
+        await self._finish(delivery_id, now, state="sent", sent_at=ts(now), last_status=status)
+
+    async def mark_retry(
+        self, delivery_id: int, now: datetime, not_before: datetime, error: str
+    ) -> None:
+        await self._finish(
+            delivery_id, now, state="pending", not_before=ts(not_before), last_error=error
+        )
+
+    async def mark_dead(self, delivery_id: int, now: datetime, error: str) -> None:
+        await self._finish(delivery_id, now, state="dead", last_error=error)
+
+    async def _finish(self, delivery_id: int, now: datetime, **values: Any) -> None:
+        async with self.writing() as conn:
+            await conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    attempts=deliveries.c.attempts + 1,
+                    lease_until=None,
+                    updated_at=ts(now),
+                    **values,
+                )
+            )
+
+    async def list_deliveries(self, state: str | None, limit: int) -> list[dict[str, Any]]:
+        query = sa.select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
+        if state is not None:
+            query = query.where(deliveries.c.state == state)
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+    async def retry_delivery(self, delivery_id: int, now: datetime) -> dict[str, Any]:
+        """Put a dead letter back in the outbox, due now."""
+        async with self.writing() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        sa.update(deliveries)
+                        .where(deliveries.c.id == delivery_id, deliveries.c.state == "dead")
+                        .values(
+                            state="pending",
+                            not_before=ts(now),
+                            lease_until=None,
+                            updated_at=ts(now),
+                        )
+                        .returning(*deliveries.c)
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+            if row is not None:
+                return dict(row)
+            exists = await conn.execute(
+                sa.select(deliveries.c.state).where(deliveries.c.id == delivery_id)
+            )
+            state = exists.scalar_one_or_none()
+        if state is None:
+            raise NotFoundError(f"no delivery {delivery_id}")
+        raise ConflictError(
+            f"delivery {delivery_id} is {state}, only dead deliveries can be retried"
+        )

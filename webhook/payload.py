@@ -1,0 +1,92 @@
+"""Alertmanager webhook body (payload version "4"), owned locally like jiralert does.
+
+Strict on the fields every Alertmanager since v0.21 sends (missing or mistyped -> 400 naming the
+field); lenient on fields newer releases add (`notification_reason` v0.32, `routeLabels` v0.34)
+and on anything unknown, which is kept but ignored.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Status = Literal["firing", "resolved"]
+KV = dict[str, str]
+Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+_ZERO_TIME_YEAR = 1  # Go's zero time 0001-01-01T00:00:00Z: "no end yet" for firing alerts
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, strict=False)
+
+
+class Alert(_Lenient):
+    status: Status
+    labels: KV
+    annotations: KV
+    starts_at: datetime = Field(alias="startsAt")
+    ends_at: datetime = Field(alias="endsAt")
+    generator_url: str = Field(alias="generatorURL")
+    fingerprint: Fingerprint
+
+    @field_validator("starts_at", "ends_at", mode="before")
+    @classmethod
+    def _rfc3339_string(cls, value: object) -> object:
+        if not isinstance(value, str):
+            raise ValueError("expected an RFC 3339 timestamp string")  # not epoch numbers
+        return value
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp must carry a time zone (RFC 3339)")
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise ValueError("timestamp out of range") from None
+
+    @property
+    def end(self) -> datetime | None:
+        """The resolve time, or None for Go's zero time (firing alerts)."""
+        return None if self.ends_at.year == _ZERO_TIME_YEAR else self.ends_at
+
+
+class Notification(_Lenient):
+    receiver: str
+    status: Status
+    alerts: list[Alert]
+    group_labels: KV = Field(alias="groupLabels")
+    common_labels: KV = Field(alias="commonLabels")
+    common_annotations: KV = Field(alias="commonAnnotations")
+    external_url: str = Field(alias="externalURL")
+    version: Literal["4"]
+    group_key: str = Field(alias="groupKey")
+    truncated_alerts: int = Field(alias="truncatedAlerts", ge=0)
+    notification_reason: str | None = None
+    route_labels: KV = Field(default_factory=dict, alias="routeLabels")
+
+
+class PayloadError(ValueError):
+    """A malformed notification; `field` names the first bad field (e.g. `alerts.0.startsAt`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+def parse_notification(body: bytes) -> Notification:
+    """Validate a raw JSON body; raise PayloadError naming the first offending field."""
+    if b"\\u0000" in body:
+        # Valid JSON, but no label or annotation has a reason to hold NUL and PostgreSQL
+        # text cannot store it: refuse it as bad input rather than fail the write (5xx).
+        raise PayloadError("<body>", "NUL characters (\\u0000) are not allowed")
+    try:
+        return Notification.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "<body>"
+        if first["type"] == "json_invalid":
+            where = "<body>"
+        raise PayloadError(where, first["msg"]) from None

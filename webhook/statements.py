@@ -1,0 +1,248 @@
+"""Statements the store runs inside its transactions, and the row <-> value conversions."""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from webhook.intake import NewDelivery, micros
+from webhook.messages import pagerduty_dedup_key
+from webhook.outbox import AlertView
+from webhook.payload import Alert, Notification
+from webhook.routing import Window, parse_matcher
+from webhook.sla import time_to_acknowledge
+from webhook.tables import alerts, deliveries, maintenance, seen
+
+
+@dataclass(frozen=True)
+class AckResult:
+    severity: str
+    seconds_to_ack: float
+    breached_now: bool
+
+
+class NotFoundError(LookupError):
+    """No alert or delivery with that id (HTTP 404)."""
+
+
+class ConflictError(ValueError):
+    """The request contradicts the current state, e.g. acking an acked alert (HTTP 409)."""
+
+
+MIN_REPEAT_GAP = 60.0
+"""Gaps between notifications shorter than this are HA duplicates, not repeat intervals."""
+
+
+def ts(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def insert(conn: AsyncConnection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+async def active_windows(
+    conn: AsyncConnection, earliest: datetime, latest: datetime
+) -> list[Window]:
+    """Windows active at some moment between `earliest` and `latest`."""
+    rows = await conn.execute(
+        sa.select(maintenance).where(
+            maintenance.c.starts_at <= ts(latest), maintenance.c.ends_at > ts(earliest)
+        )
+    )
+    return [
+        Window(
+            id=r["id"],
+            starts_at=datetime.fromtimestamp(r["starts_at"], UTC),
+            ends_at=datetime.fromtimestamp(r["ends_at"], UTC),
+            matchers=tuple(parse_matcher(m) for m in json.loads(r["matchers"])),
+            reason=r["reason"],
+        )
+        for r in rows.mappings()
+    ]
+
+
+def occurrence_key(alert: Alert) -> tuple[str, int, str]:
+    return alert.fingerprint, micros(alert.starts_at), alert.status
+
+
+async def first_sights(
+    conn: AsyncConnection, received: Sequence[tuple[Alert, datetime]]
+) -> set[tuple[str, int, str]]:
+    """Record the (fingerprint, startsAt, status) keys; return those not seen before."""
+    values: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for alert, now in received:
+        key = occurrence_key(alert)
+        if key not in values:
+            values[key] = {
+                "fingerprint": key[0],
+                "starts_at_us": key[1],
+                "status": key[2],
+                "first_seen_at": ts(now),
+            }
+    if not values:
+        return set()
+    stmt = (
+        insert(conn)(seen)
+        .on_conflict_do_nothing()
+        .returning(seen.c.fingerprint, seen.c.starts_at_us, seen.c.status)
+    )
+    # A list of parameter sets: SQLAlchemy batches them into multi-row VALUES statements
+    # ("insertmanyvalues") from one cached compilation.
+    return {(f, s, st) for f, s, st in await conn.execute(stmt, list(values.values()))}
+
+
+async def insert_alerts(
+    conn: AsyncConnection, rows: Sequence[dict[str, Any]]
+) -> dict[tuple[str, int], int]:
+    """Insert alert occurrences that don't exist yet; ids of the inserted ones by key."""
+    if not rows:
+        return {}
+    stmt = (
+        insert(conn)(alerts)
+        .on_conflict_do_nothing()
+        .returning(alerts.c.id, alerts.c.fingerprint, alerts.c.starts_at_us)
+    )
+    return {(f, s): i for i, f, s in await conn.execute(stmt, list(rows))}
+
+
+async def touch(conn: AsyncConnection, alert: Alert, now: datetime) -> None:
+    """A repeat (or HA duplicate) of a firing alert: it is still alive; remember the longest
+    gap between notifications that is long enough to be a repeat interval."""
+    gap = ts(now) - alerts.c.last_seen_at
+    longest = sa.case(
+        (
+            sa.and_(gap >= MIN_REPEAT_GAP, gap > sa.func.coalesce(alerts.c.repeat_gap_max, 0.0)),
+            gap,
+        ),
+        else_=alerts.c.repeat_gap_max,
+    )
+    await conn.execute(
+        sa.update(alerts)
+        .where(
+            alerts.c.fingerprint == alert.fingerprint,
+            alerts.c.starts_at_us == micros(alert.starts_at),
+            alerts.c.state == "firing",
+        )
+        .values(repeat_gap_max=longest, last_seen_at=ts(now))
+    )
+
+
+async def mark_breached(conn: AsyncConnection, alert_id: int) -> bool:
+    flipped = await conn.execute(
+        sa.update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.breached.is_(False))
+        .values(breached=True)
+        .returning(alerts.c.id)
+    )
+    return flipped.scalar_one_or_none() is not None
+
+
+async def acknowledge(
+    conn: AsyncConnection, alert_id: int, by: str, note: str, source: str, at: datetime
+) -> AckResult:
+    updated = await conn.execute(
+        sa.update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.acked_at.is_(None), alerts.c.state == "firing")
+        .values(acked_at=ts(at), acked_by=by, ack_note=note, ack_source=source)
+        .returning(alerts.c.severity, alerts.c.first_received_at, alerts.c.respond_by)
+    )
+    row = updated.mappings().one_or_none()
+    if row is None:
+        current = await conn.execute(
+            sa.select(alerts.c.state, alerts.c.acked_by).where(alerts.c.id == alert_id)
+        )
+        found = current.mappings().one_or_none()
+        if found is None:
+            raise NotFoundError(f"no alert {alert_id}")
+        if found["acked_by"] is not None:
+            raise ConflictError(f"alert {alert_id} was already acknowledged by {found['acked_by']}")
+        raise ConflictError(f"alert {alert_id} is {found['state']}, not firing")
+    breached_now = ts(at) > row["respond_by"] and await mark_breached(conn, alert_id)
+    received = datetime.fromtimestamp(row["first_received_at"], UTC)
+    return AckResult(row["severity"], time_to_acknowledge(received, at), breached_now)
+
+
+async def notified_targets(conn: AsyncConnection, alert_id: int) -> list[tuple[str, str]]:
+    rows = await conn.execute(
+        sa.select(deliveries.c.target, deliveries.c.destination)
+        .where(deliveries.c.alert_id == alert_id, deliveries.c.kind.in_(("trigger", "message")))
+        .order_by(deliveries.c.id)
+    )
+    return [(t, d) for t, d in rows]
+
+
+async def enqueue(
+    conn: AsyncConnection, rows: Sequence[tuple[int, NewDelivery]], now: datetime | None
+) -> set[str]:
+    """Add outbox rows (alert id, delivery), due at `now`; an existing idempotency key is left
+    alone. Returns the keys actually added."""
+    if not rows or now is None:
+        return set()
+    values = [
+        {
+            "alert_id": alert_id,
+            "target": d.target,
+            "destination": d.destination,
+            "kind": d.kind,
+            "payload": json.dumps(d.payload, separators=(",", ":")),
+            "idempotency_key": d.idempotency_key,
+            "state": "pending",
+            "attempts": 0,
+            "not_before": ts(now),
+            "created_at": ts(now),
+            "updated_at": ts(now),
+        }
+        for alert_id, d in rows
+    ]
+    stmt = insert(conn)(deliveries).on_conflict_do_nothing().returning(deliveries.c.idempotency_key)
+    return set((await conn.execute(stmt, values)).scalars())
+
+
+def alert_row(
+    notification: Notification, alert: Alert, severity: str, respond_by: datetime, now: datetime
+) -> dict[str, Any]:
+    return {
+        "fingerprint": alert.fingerprint,
+        "starts_at_us": micros(alert.starts_at),
+        "alertname": alert.labels.get("alertname", ""),
+        "severity": severity,
+        "labels": json.dumps(alert.labels, sort_keys=True),
+        "annotations": json.dumps(alert.annotations, sort_keys=True),
+        "generator_url": alert.generator_url,
+        "external_url": notification.external_url,
+        "receiver": notification.receiver,
+        "starts_at": ts(alert.starts_at),
+        "ends_at": None,
+        "first_received_at": ts(now),
+        "last_seen_at": ts(now),
+        "respond_by": ts(respond_by),
+        "pd_dedup_key": pagerduty_dedup_key(alert.fingerprint),
+    }
+
+
+def alert_view(alert_id: int, row: dict[str, Any], maintenance_note: str | None) -> AlertView:
+    return AlertView(
+        alert_id=alert_id,
+        fingerprint=row["fingerprint"],
+        alertname=row["alertname"],
+        status="firing" if row["state"] == "firing" else "resolved",
+        severity=row["severity"],
+        labels=json.loads(row["labels"]),
+        annotations=json.loads(row["annotations"]),
+        starts_at=datetime.fromtimestamp(row["starts_at"], UTC),
+        ends_at=dt(row["ends_at"]),
+        generator_url=row["generator_url"],
+        external_url=row["external_url"],
+        respond_by=datetime.fromtimestamp(row["respond_by"], UTC),
+        maintenance_note=maintenance_note,
+    )

@@ -1,0 +1,420 @@
+"""Durable webhook state over SQLite or PostgreSQL (SQLAlchemy Core, async).
+
+`accept` writes a whole notification — alerts and the deliveries they cause — in ONE
+transaction (the outbox). Idempotency comes from unique keys, not from locks in this process,
+so it holds across replicas sharing one PostgreSQL database:
+- `webhook_seen` (fingerprint, startsAt, status): the first insert wins, later ones are
+  duplicates and change nothing but the alert's last-seen time;
+- `webhook_alerts` (fingerprint, startsAt): one record per alert occurrence;
+- `webhook_deliveries.idempotency_key`: one outbox row per occurrence, destination and kind.
+Every state change that feeds a counter (breach, ack, stale close) is a conditional UPDATE ...
+RETURNING, so exactly one replica observes it.
+"""
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from webhook.intake import (
+    NewDelivery,
+    Policy,
+    firing_deliveries,
+    micros,
+    plan_alert,
+    resolved_deliveries,
+)
+from webhook.outbox_store import SqlOutbox
+from webhook.payload import Alert, Notification
+from webhook.routing import Window
+from webhook.statements import (
+    AckResult,
+    ConflictError,
+    NotFoundError,
+    acknowledge,
+    active_windows,
+    alert_row,
+    alert_view,
+    enqueue,
+    first_sights,
+    insert,
+    insert_alerts,
+    mark_breached,
+    notified_targets,
+    occurrence_key,
+    touch,
+    ts,
+)
+from webhook.tables import alerts, deliveries, maintenance, pagerduty_webhooks, seen
+
+__all__ = ["AckResult", "ConflictError", "NotFoundError", "WebhookStore"]
+
+GROUP_COMMIT_MAX = 64
+"""Notifications committed together at most (the rest wait for the next transaction)."""
+SEEN_RETENTION = 7 * 86400.0
+"""Seconds a (fingerprint, startsAt, status) key is kept for duplicate detection."""
+
+
+@dataclass
+class AcceptResult:
+    new_alerts: int = 0
+    resolved: int = 0
+    duplicates: int = 0
+    deliveries: int = 0
+    breaches: list[str] = field(default_factory=list)
+    """Severities of alerts found breached while accepting (resolved after respond_by)."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """One alert of one notification in a group commit."""
+
+    index: int
+    """Which notification of the batch it came in."""
+    notification: Notification
+    alert: Alert
+    now: datetime
+
+
+@dataclass
+class SweepResult:
+    stale: list[str] = field(default_factory=list)
+    breaches: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """Store state the metrics show; read in one go by `WebhookStore.gauges`."""
+
+    open_alerts: dict[tuple[str, bool], int]
+    overdue: dict[str, int]
+    outbox_depth: dict[str, int]
+    dead_letters: dict[str, int]
+
+
+class WebhookStore(SqlOutbox):
+    """Alerts, dedupe, acks, maintenance windows and the outbox (implements `Outbox`)."""
+
+    def __init__(self, engine: AsyncEngine, policy: Policy) -> None:
+        super().__init__(engine)
+        self.policy = policy
+        self._waiting: list[tuple[Notification, datetime, asyncio.Future[AcceptResult]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    # -- receiving -------------------------------------------------------------------------
+
+    async def accept(self, notification: Notification, now: datetime) -> AcceptResult:
+        """Store a notification; returns once it is committed (with whatever else was waiting:
+        concurrent notifications share one transaction, a group commit)."""
+        future: asyncio.Future[AcceptResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((notification, now, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting(), name="webhook-commit")
+        return await future
+
+    async def _commit_waiting(self) -> None:
+        while self._waiting:
+            batch = self._waiting[:GROUP_COMMIT_MAX]
+            del self._waiting[:GROUP_COMMIT_MAX]
+            try:
+                results = await self._accept_batch([(n, now) for n, now, _ in batch])
+            except Exception as exc:  # the whole transaction failed: every waiter gets 503
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            except asyncio.CancelledError:
+                for *_, future in batch:
+                    future.cancel()
+                raise
+            for (*_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _accept_batch(
+        self, batch: Sequence[tuple[Notification, datetime]]
+    ) -> list[AcceptResult]:
+        results = [AcceptResult() for _ in batch]
+        received = [
+            Received(index, notification, alert, now)
+            for index, (notification, now) in enumerate(batch)
+            for alert in notification.alerts
+        ]
+        # One lock order for every writer, so two replicas cannot deadlock on the same alerts;
+        # within a key, the earlier notification comes first and is the one that counts.
+        received.sort(key=lambda r: (occurrence_key(r.alert), r.index))
+        async with self.writing() as conn:
+            first_keys = await first_sights(conn, [(r.alert, r.now) for r in received])
+            nows = [now for _, now in batch]
+            windows = await active_windows(conn, min(nows), max(nows))
+            new_firing: list[Received] = []
+            new_resolved: list[Received] = []
+            for item in received:
+                key = occurrence_key(item.alert)
+                if key not in first_keys:
+                    results[item.index].duplicates += 1
+                    if item.alert.status == "firing":
+                        await touch(conn, item.alert, item.now)
+                    continue
+                first_keys.discard(key)  # a later copy in this batch is a duplicate
+                (new_firing if item.alert.status == "firing" else new_resolved).append(item)
+            await self._firing(conn, new_firing, windows, results)
+            for item in new_resolved:
+                await self._resolved(conn, item, windows, results[item.index])
+        return results
+
+    async def _firing(
+        self,
+        conn: AsyncConnection,
+        new_firing: list[Received],
+        windows: list[Window],
+        results: list[AcceptResult],
+    ) -> None:
+        """Insert the new firing occurrences and their outbox rows, a few statements in all."""
+        plans = [plan_alert(self.policy, r.alert.labels, r.now, windows) for r in new_firing]
+        rows = [
+            alert_row(r.notification, r.alert, plan.severity, plan.respond_by, r.now)
+            | {
+                "state": "firing",
+                "routes": json.dumps(plan.route_names),
+                "maintenance_id": plan.window.id if plan.window else None,
+            }
+            for r, plan in zip(new_firing, plans, strict=True)
+        ]
+        ids = await insert_alerts(conn, rows)
+        outbox: list[tuple[int, NewDelivery]] = []
+        owner: dict[str, int] = {}
+        for item, plan, row in zip(new_firing, plans, rows, strict=True):
+            alert_id = ids.get((row["fingerprint"], row["starts_at_us"]))
+            if alert_id is None:
+                # Known occurrence whose seen key expired (still firing: refresh it), or firing
+                # after its own resolve (out of order: recorded already). No page either way.
+                await touch(conn, item.alert, item.now)
+                continue
+            results[item.index].new_alerts += 1
+            note = None
+            if plan.window is not None:
+                note = f"{plan.window.reason} (until {plan.window.ends_at:%Y-%m-%d %H:%M} UTC)"
+            view = alert_view(alert_id, row, note)
+            for delivery in firing_deliveries(view, plan, self.policy):
+                outbox.append((alert_id, delivery))
+                owner[delivery.idempotency_key] = item.index
+        for key in await enqueue(conn, outbox, max((r.now for r in new_firing), default=None)):
+            results[owner[key]].deliveries += 1
+
+    async def _resolved(
+        self, conn: AsyncConnection, item: Received, windows: list[Window], result: AcceptResult
+    ) -> None:
+        alert, now = item.alert, item.now
+        resolved_at = ts(alert.end or now)
+        closed = await conn.execute(
+            sa.update(alerts)
+            .where(
+                alerts.c.fingerprint == alert.fingerprint,
+                alerts.c.starts_at_us == micros(alert.starts_at),
+                alerts.c.state.in_(("firing", "stale")),
+            )
+            .values(
+                state="resolved", ends_at=resolved_at, resolved_at=resolved_at, closed_at=ts(now)
+            )
+            .returning(*alerts.c)
+        )
+        row = closed.mappings().one_or_none()
+        if row is None:
+            # Resolved before we ever saw it firing: keep the record, page nobody.
+            plan = plan_alert(self.policy, alert.labels, now, windows)
+            record = alert_row(item.notification, alert, plan.severity, plan.respond_by, now)
+            record |= {
+                "state": "resolved",
+                "routes": json.dumps(plan.route_names),
+                "ends_at": resolved_at,
+                "resolved_at": resolved_at,
+                "closed_at": ts(now),
+            }
+            await conn.execute(insert(conn)(alerts).values(record).on_conflict_do_nothing())
+            return
+        result.resolved += 1
+        late = row["acked_at"] is None and resolved_at > row["respond_by"]
+        if late and await mark_breached(conn, row["id"]):
+            result.breaches.append(row["severity"])
+        view = alert_view(row["id"], dict(row), None)
+        notified = await notified_targets(conn, row["id"])
+        follow_ups = resolved_deliveries(view, notified, self.policy, tell_slack=True)
+        result.deliveries += len(await enqueue(conn, [(row["id"], d) for d in follow_ups], now))
+
+    # -- acknowledgements -------------------------------------------------------------------
+
+    async def acknowledge(
+        self, alert_id: int, by: str, note: str, source: str, at: datetime
+    ) -> AckResult:
+        async with self.writing() as conn:
+            return await acknowledge(conn, alert_id, by, note, source, at)
+
+    async def pagerduty_event(
+        self,
+        webhook_id: str | None,
+        event_type: str,
+        incident_key: str,
+        agent: str,
+        at: datetime,
+        now: datetime,
+    ) -> tuple[str, AckResult | None]:
+        """Apply a PagerDuty webhook (already verified). Returns (outcome, ack if one was made):
+        outcome is `duplicate`, `unknown_incident`, `already_answered` or `acknowledged`."""
+        async with self.writing() as conn:
+            if webhook_id is not None:
+                stmt = (
+                    insert(conn)(pagerduty_webhooks)
+                    .values(webhook_id=webhook_id, event_type=event_type, received_at=ts(now))
+                    .on_conflict_do_nothing()
+                    .returning(pagerduty_webhooks.c.webhook_id)
+                )
+                if (await conn.execute(stmt)).scalar_one_or_none() is None:
+                    return "duplicate", None
+            found = await conn.execute(
+                sa.select(alerts.c.id, alerts.c.acked_at, alerts.c.state)
+                .where(alerts.c.pd_dedup_key == incident_key)
+                .order_by((alerts.c.state == "firing").desc(), alerts.c.id.desc())
+                .limit(1)
+            )
+            row = found.mappings().one_or_none()
+            if row is None:
+                return "unknown_incident", None
+            if row["acked_at"] is not None or row["state"] != "firing":
+                return "already_answered", None
+            ack = await acknowledge(conn, row["id"], agent, event_type, "pagerduty", at)
+            return "acknowledged", ack
+
+    # -- maintenance windows ----------------------------------------------------------------
+
+    async def add_maintenance(
+        self,
+        starts_at: datetime,
+        ends_at: datetime,
+        matchers: Sequence[str],
+        reason: str,
+        by: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        row = {
+            "starts_at": ts(starts_at),
+            "ends_at": ts(ends_at),
+            "matchers": json.dumps(list(matchers)),
+            "reason": reason,
+            "created_by": by,
+            "created_at": ts(now),
+        }
+        async with self.writing() as conn:
+            inserted = await conn.execute(
+                sa.insert(maintenance).values(row).returning(*maintenance.c)
+            )
+            return dict(inserted.mappings().one())
+
+    async def list_maintenance(self, now: datetime, include_past: bool) -> list[dict[str, Any]]:
+        query = sa.select(maintenance).order_by(maintenance.c.starts_at)
+        if not include_past:
+            query = query.where(maintenance.c.ends_at > ts(now))
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def list_alerts(
+        self, state: str | None, severity: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        query = sa.select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+        if state is not None:
+            query = query.where(alerts.c.state == state)
+        if severity is not None:
+            query = query.where(alerts.c.severity == severity)
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+    async def get_alert(self, alert_id: int) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            found = await conn.execute(sa.select(alerts).where(alerts.c.id == alert_id))
+            row = found.mappings().one_or_none()
+        if row is None:
+            raise NotFoundError(f"no alert {alert_id}")
+        return dict(row)
+
+    async def gauges(self, now: datetime) -> Gauges:
+        firing = alerts.c.state == "firing"
+        async with self.engine.connect() as conn:
+            acked = alerts.c.acked_at.is_not(None)
+            open_rows = await conn.execute(
+                sa.select(alerts.c.severity, acked, sa.func.count())
+                .where(firing)
+                .group_by(alerts.c.severity, acked)
+            )
+            overdue_rows = await conn.execute(
+                sa.select(alerts.c.severity, sa.func.count())
+                .where(firing, alerts.c.acked_at.is_(None), alerts.c.respond_by < ts(now))
+                .group_by(alerts.c.severity)
+            )
+            outbox_rows = await conn.execute(
+                sa.select(deliveries.c.target, deliveries.c.state, sa.func.count())
+                .where(deliveries.c.state.in_(("pending", "dead")))
+                .group_by(deliveries.c.target, deliveries.c.state)
+            )
+            open_alerts = {(s, bool(a)): n for s, a, n in open_rows}
+            overdue = {s: n for s, n in overdue_rows}
+            outbox = [(t, s, n) for t, s, n in outbox_rows]
+        return Gauges(
+            open_alerts=open_alerts,
+            overdue=overdue,
+            outbox_depth={t: n for t, s, n in outbox if s == "pending"},
+            dead_letters={t: n for t, s, n in outbox if s == "dead"},
+        )
+
+    # -- sweep ----------------------------------------------------------------------------------
+
+    async def staleness(self, stale_after: float | None, default: float) -> float:
+        """Explicit `stale_after`, else 3x the longest repeat interval seen, else `default`."""
+        if stale_after is not None:
+            return stale_after
+        async with self.engine.connect() as conn:
+            longest = (await conn.execute(sa.select(sa.func.max(alerts.c.repeat_gap_max)))).scalar()
+        return 3 * float(longest) if longest else default
+
+    async def sweep(self, now: datetime, staleness: float) -> SweepResult:
+        """Close firing alerts not re-notified within `staleness` (their resolve never came:
+        silenced or truncated), resolving their pages; mark SLA breaches."""
+        result = SweepResult()
+        async with self.writing() as conn:
+            # Breaches first: a silenced alert past respond_by breached before it went stale.
+            breached = await conn.execute(
+                sa.update(alerts)
+                .where(
+                    alerts.c.state == "firing",
+                    alerts.c.acked_at.is_(None),
+                    alerts.c.breached.is_(False),
+                    alerts.c.respond_by < ts(now),
+                )
+                .values(breached=True)
+                .returning(alerts.c.severity)
+            )
+            result.breaches = list(breached.scalars())
+            stale = await conn.execute(
+                sa.update(alerts)
+                .where(alerts.c.state == "firing", alerts.c.last_seen_at < ts(now) - staleness)
+                .values(state="stale", closed_at=ts(now))
+                .returning(*alerts.c)
+            )
+            for row in stale.mappings().all():
+                result.stale.append(row["severity"])
+                view = alert_view(row["id"], dict(row), None)
+                notified = await notified_targets(conn, row["id"])
+                follow_ups = resolved_deliveries(view, notified, self.policy, tell_slack=False)
+                await enqueue(conn, [(row["id"], d) for d in follow_ups], now)
+            # Seen keys only speed up duplicate detection; the unique alert occurrence
+            # (fingerprint, startsAt) still stops a second page once they are gone.
+            await conn.execute(
+                sa.delete(seen).where(seen.c.first_seen_at < ts(now) - SEEN_RETENTION)
+            )
+        return result

@@ -1,0 +1,63 @@
+"""Where deliveries go (Slack webhooks, PagerDuty routing keys, Zendesk accounts) and how the
+dispatcher drains the outbox. Each destination is named; routes refer to it by that name.
+"""
+
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, model_validator
+
+from tensafe_ops.model import Model, PerMinute, Seconds
+
+
+class SlackDestination(Model):
+    webhook_url: SecretStr
+    """The incoming-webhook URL; its path is the credential, so it is a secret."""
+    channel: str | None = None
+    """Channel override (legacy webhooks only; app webhooks post to their own channel)."""
+    rate_per_second: Annotated[float, Field(gt=0)] = 1.0
+    """Slack allows about one message per second per webhook."""
+
+
+class PagerDutyDestination(Model):
+    routing_key: SecretStr
+    """The Events API v2 integration key; it authenticates the event."""
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    rate_per_minute: PerMinute = 120
+    """PagerDuty accepts about 120 events per minute per routing key."""
+
+
+class ZendeskDestination(Model):
+    base_url: str
+    """e.g. https://tensafe.zendesk.com"""
+    email: str
+    token: SecretStr
+    rate_per_minute: PerMinute = 200
+    """By plan: Team 200, Growth/Professional 400, Enterprise 700, Enterprise Plus 2500."""
+
+
+class DestinationsConfig(Model):
+    slack: dict[str, SlackDestination] = {}
+    pagerduty: dict[str, PagerDutyDestination] = {}
+    zendesk: dict[str, ZendeskDestination] = {}
+
+
+class DispatchConfig(Model):
+    batch_size: Annotated[int, Field(ge=1, le=500)] = 20
+    """Deliveries claimed per target per round."""
+    lease_seconds: Seconds = 60
+    """How long a claim is held; a replica that dies mid-batch releases its rows after this."""
+    max_attempts: Annotated[int, Field(ge=1)] = 10
+    """Retryable failures are retried until this many attempts, then dead-lettered."""
+    backoff_base: Seconds = 2.0
+    backoff_cap: Seconds = 300.0
+    poll_interval: Seconds = 1.0
+    """How often an idle target looks for due deliveries."""
+    request_timeout: Seconds = 10.0
+    """Per-request timeout of every outbound call."""
+
+    @model_validator(mode="after")
+    def lease_outlasts_a_request(self) -> Self:
+        # A send starts only while at least one request timeout of the lease is left.
+        if self.lease_seconds < 2 * self.request_timeout:
+            raise ValueError("lease_seconds must be at least twice request_timeout")
+        return self
