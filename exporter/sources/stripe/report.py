@@ -50,7 +50,7 @@ def build_report(
     now: datetime,
     cfg: StripeConfig,
 ) -> Report:
-    """Every Stripe metric family (see docs/metrics/stripe.md) and the facts for the health join."""
+    """Every Stripe metric family (see docs/metrics.md) and the facts for the health join."""
     report = Report(summary)
     currency = summary.reporting_currency
     add = report.families.append
