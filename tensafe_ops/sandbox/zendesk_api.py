@@ -336,7 +336,8 @@ def _new_ticket(world: World, fields: dict[str, Any], description: str) -> dict[
         "custom_fields": fields.get("custom_fields") or [],
         "tags": sorted(set([tags] if isinstance(tags, str) else tags)),
         "via": {"channel": "api"},
-        "due_at": None,
+        # Zendesk keeps a due date on tasks only.
+        "due_at": fields.get("due_at") if fields.get("type") == "task" else None,
         "has_incidents": False,
         "is_public": True,
         "created_at": zendesk_world.iso(now),

@@ -153,9 +153,9 @@ async def test_info_opens_one_zendesk_task(
     [ticket] = fakes.tickets("severity_info")
     assert (ticket["type"], ticket["priority"]) == ("task", "low")
     assert ticket["subject"] == "[info] NewCustomerSignup: NewCustomerSignup on api-1"
-    # The fake does not keep due_at; what was sent is in the outbox.
+    assert ticket["due_at"] == "2026-11-28T12:00:00Z"  # received + the info SLA of 24 h
     [sent] = await deliveries_in(client, "sent", 1)
-    assert sent["payload"]["ticket"]["due_at"] == "2026-11-28T12:00:00Z"  # received + 24 h
+    assert sent["payload"]["ticket"]["due_at"] == ticket["due_at"]
 
 
 async def test_a_revoked_slack_webhook_is_dead_lettered_and_listed(
