@@ -6,14 +6,15 @@ TENSAFE_OPS_<SECTION>__<KEY> environment variables (pydantic-settings).
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporter.config import ExporterConfig
 from tensafe_ops.model import Model
-from tensafe_ops.yamlload import SecretRefError, load_yaml
+from tensafe_ops.yamlload import SecretRef, SecretRefError, load_yaml
 from webhook.config import WebhookConfig
 
 
@@ -81,7 +82,47 @@ def load_settings(path: Path | None) -> Settings:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError([(where, f"invalid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    return parse_settings(data)
+    settings = parse_settings(data)
+    literal = literal_secrets(settings, data)
+    if literal:
+        raise ConfigError(
+            [(loc, "a secret written in the file: use !env VAR or !file PATH") for loc in literal]
+        )
+    return settings
+
+
+# Database URLs are secrets only when they carry a password.
+_URL_FIELDS = frozenset({"state_db_url", "url"})
+
+
+def literal_secrets(value: Any, raw: Any, where: str = "") -> list[str]:
+    """Locations of secret fields whose value was written in the YAML text itself."""
+    if isinstance(value, SecretStr):
+        field = where.rsplit(".", 1)[-1]
+        written = isinstance(raw, str) and bool(raw) and not isinstance(raw, SecretRef)
+        return [where] if written and (field not in _URL_FIELDS or urlsplit(raw).password) else []
+    prefix = f"{where}." if where else ""
+    if isinstance(value, BaseModel) and isinstance(raw, dict):
+        return [
+            loc
+            for name, info in type(value).model_fields.items()
+            for loc in literal_secrets(
+                getattr(value, name), raw.get(info.alias or name, raw.get(name)), prefix + name
+            )
+        ]
+    if isinstance(value, dict) and isinstance(raw, dict):
+        return [
+            loc
+            for key, item in value.items()
+            for loc in literal_secrets(item, raw.get(key), prefix + str(key))
+        ]
+    if isinstance(value, list) and isinstance(raw, list):
+        return [
+            loc
+            for index, (item, raw_item) in enumerate(zip(value, raw, strict=False))
+            for loc in literal_secrets(item, raw_item, prefix + str(index))
+        ]
+    return []
 
 
 def secret_values(settings: Settings) -> list[str]:

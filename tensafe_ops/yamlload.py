@@ -11,18 +11,24 @@ class SecretRefError(ValueError):
     """A `!env`/`!file` reference that cannot be resolved. Never carries the value."""
 
 
-def _env(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+class SecretRef(str):
+    """A value that came from `!env` or `!file`, not from the file's own text."""
+
+    __slots__ = ()
+
+
+def _env(loader: yaml.SafeLoader, node: yaml.Node) -> SecretRef:
     name = loader.construct_scalar(node)  # type: ignore[arg-type]
     value = os.environ.get(str(name))
     if value is None:
         raise SecretRefError(f"environment variable {name!r} referenced by !env is not set")
-    return value
+    return SecretRef(value)
 
 
-def _file(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+def _file(loader: yaml.SafeLoader, node: yaml.Node) -> SecretRef:
     path = Path(str(loader.construct_scalar(node)))  # type: ignore[arg-type]
     try:
-        return path.read_text().strip()
+        return SecretRef(path.read_text().strip())
     except OSError as exc:
         raise SecretRefError(f"file {str(path)!r} referenced by !file: {exc.strerror}") from None
 

@@ -91,3 +91,35 @@ def test_version() -> None:
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
     assert "tensafe-ops" in result.output
+
+
+def test_secrets_written_in_the_file_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PD_KEY", "from-the-environment")
+    path = write(
+        tmp_path,
+        "server:\n  state_db_url: postgresql+asyncpg://ops:hunter22@db/ops\n"
+        "exporter:\n  zendesk:\n    token: plain-text-token\n"
+        "  pagerduty:\n    token: !env PD_KEY\n"
+        "  usage:\n    url: sqlite+aiosqlite:///product.db\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    where = {loc for loc, _ in err.value.details}
+    assert where == {"server.state_db_url", "exporter.zendesk.token"}
+    assert "hunter22" not in str(err.value)
+    assert "plain-text-token" not in str(err.value)
+
+
+def test_secrets_in_nested_destinations_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        "webhook:\n  destinations:\n    slack:\n      incidents:\n"
+        "        webhook_url: https://hooks.slack.com/services/T0/B0/secret\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert err.value.details[0][0] == "webhook.destinations.slack.incidents.webhook_url"
