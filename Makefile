@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scrape
 	$(BIN)/python -m bench.sync_requests
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.webhook_accept
+	$(BIN)/python -m bench.webhook_storm
 
 clean:
 	rm -rf $(VENV) .tensafe-ops .mypy_cache .pytest_cache .ruff_cache

@@ -91,6 +91,7 @@ def webhook_settings(
                 "incidents": {"webhook_url": f"{NOWHERE}/services/T1/B1/x"},
                 "alerts": {"webhook_url": f"{NOWHERE}/services/T1/B2/y"},
             },
+            "zendesk": {"default": {"base_url": NOWHERE, "email": "ops@x.example", "token": "z"}},
         }
         dispatch = {"poll_interval": 3600, **dispatch}
     return {

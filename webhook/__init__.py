@@ -1,8 +1,9 @@
 """The webhook half: Alertmanager notifications in, routed deliveries out.
 
-`setup` adds the routes, the sweep loop (stale alerts, SLA breaches, gauges) and the
-dispatcher from `webhook.dispatch`, both living in `cleanup_ctx`: started with the app,
-cancelled and awaited on shutdown, after in-flight writes have finished.
+`setup` adds the routes, the sweep loop (stale alerts, SLA breaches, gauges), the Slack
+digest loop from `webhook.digester` and the dispatcher from `webhook.dispatch`, all living in
+`cleanup_ctx`: started with the app, stopped and awaited on shutdown, after in-flight writes
+have finished.
 """
 
 import asyncio
@@ -14,6 +15,8 @@ from aiohttp import web
 from tensafe_ops.keys import CLOCK_KEY, SELF_REGISTRY_KEY, STATE_STORE_KEY
 from tensafe_ops.log import get_logger
 from webhook.config import WebhookConfig
+from webhook.digest_store import DigestStore
+from webhook.digester import DigestCollector, setup_digester
 from webhook.dispatch import setup_dispatcher
 from webhook.handlers import WEBHOOK_KEY, Webhook, add_routes
 from webhook.intake import Policy
@@ -31,8 +34,12 @@ def setup(app: web.Application, cfg: WebhookConfig) -> None:
     app[WEBHOOK_KEY] = webhook
     add_routes(app, cfg)
     app.cleanup_ctx.append(_sweeper)
+    digest_stats = setup_digester(
+        app, DigestStore(store), cfg.digest, cfg.destinations.slack, app[CLOCK_KEY]
+    )
     delivery_stats = setup_dispatcher(app, store, cfg.destinations, cfg.dispatch, app[CLOCK_KEY])
     app[SELF_REGISTRY_KEY].register(WebhookCollector(webhook.stats, delivery_stats))
+    app[SELF_REGISTRY_KEY].register(DigestCollector(digest_stats))
 
 
 async def sweep_once(webhook: Webhook) -> None:

@@ -31,7 +31,7 @@ from webhook.routing import (
     TargetSpec,
     parse_matcher,
 )
-from webhook.targets import DestinationsConfig, DispatchConfig
+from webhook.targets import DestinationsConfig, DigestConfig, DispatchConfig
 
 DEFAULT_RECEIVER_PATH = "/api/v1/alerts"
 
@@ -63,7 +63,9 @@ class ReceiverConfig(Model):
 
 
 class Target(Model):
-    type: Literal["pagerduty", "slack", "zendesk"]
+    type: Literal["pagerduty", "slack", "zendesk", "slack_digest"]
+    """`slack_digest` collects the alerts into one periodic message to a Slack destination
+    (see `digest`) instead of posting each one."""
     destination: str
     urgency: Literal["high", "low"] = "high"
     """PagerDuty only: high pages, low notifies without waking anyone."""
@@ -164,6 +166,8 @@ class WebhookConfig(Model):
     """PagerDuty webhooks v3 signing secrets (several during rotation); empty = endpoint off."""
     destinations: DestinationsConfig = Field(default_factory=DestinationsConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
+    digest: DigestConfig = Field(default_factory=DigestConfig)
+    """Schedule and size of the Slack digests (`slack_digest:<destination>` targets)."""
 
     @field_validator("receivers")
     @classmethod
@@ -197,10 +201,13 @@ class WebhookConfig(Model):
         }
         for route in self.routes:
             for target in route.targets:
-                if target.destination not in known[target.type]:
+                # A digest is a message to a Slack destination.
+                section = "slack" if target.type == "slack_digest" else target.type
+                if target.destination not in known[section]:
                     problems.append(
                         f"routes.{route.name}: {target.type} destination "
-                        f"{target.destination!r} is not configured under destinations"
+                        f"{target.destination!r} is not configured under "
+                        f"destinations.{section}"
                     )
         if self.maintenance_slack and self.maintenance_slack not in self.destinations.slack:
             problems.append(f"maintenance_slack: no slack destination {self.maintenance_slack!r}")

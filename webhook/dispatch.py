@@ -41,6 +41,9 @@ TARGETS: tuple[Target, ...] = get_args(Target)
 RETRY_AFTER_MAX = 3600.0
 """A Retry-After beyond an hour is treated as an hour: a bogus header must not park a page."""
 
+HEADROOM = 0.95
+"""Share of each destination's documented rate the dispatcher uses."""
+
 RateLimits = Mapping[tuple[Target, str], RateLimiter]
 
 
@@ -55,14 +58,15 @@ class DeliveryStats:
 
 
 def build_rate_limits(destinations: DestinationsConfig) -> dict[tuple[Target, str], RateLimiter]:
-    """One token bucket per destination. Slack gets no burst: its limit is per second."""
+    """One token bucket per destination, paced just under the upstream's limit with no burst:
+    pacing exactly at the limit (or a burst on top of it) still earns 429s at window edges."""
     limits: dict[tuple[Target, str], RateLimiter] = {}
     for name, slack in destinations.slack.items():
-        limits[("slack", name)] = RateLimiter(slack.rate_per_second * 60, burst=1)
+        limits[("slack", name)] = RateLimiter(slack.rate_per_second * 60 * HEADROOM, burst=1)
     for name, pagerduty in destinations.pagerduty.items():
-        limits[("pagerduty", name)] = RateLimiter(pagerduty.rate_per_minute)
+        limits[("pagerduty", name)] = RateLimiter(pagerduty.rate_per_minute * HEADROOM, burst=1)
     for name, zendesk in destinations.zendesk.items():
-        limits[("zendesk", name)] = RateLimiter(zendesk.rate_per_minute)
+        limits[("zendesk", name)] = RateLimiter(zendesk.rate_per_minute * HEADROOM, burst=1)
     return limits
 
 

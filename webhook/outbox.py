@@ -1,8 +1,10 @@
 """The seam between receiving and delivering: outbox rows and the store operations on them.
 
-The receiver renders each outbound message at accept time and stores it in the same
-transaction as the alerts (the outbox). The dispatcher claims due rows, sends them and
-records the outcome. `webhook.store` implements `Outbox`; `webhook.dispatch` uses it.
+The receiver stores each outbound message in the same transaction as the alerts (the
+outbox): rendered, or for firing messages as a recipe that the outbox renders from the
+alert row when the dispatcher claims it (`webhook.intake.RENDER_LATER`). The dispatcher
+claims due rows, sends them and records the outcome. `webhook.store` implements `Outbox`;
+`webhook.dispatch` uses it.
 """
 
 from collections.abc import Mapping
@@ -43,7 +45,7 @@ class Delivery:
     """The configured destination's name (a Slack webhook, PagerDuty routing key or Zendesk
     account): its rate limit and credentials are looked up by it."""
     payload: Mapping[str, Any]
-    """The complete request body, rendered at accept time."""
+    """The complete request body (recipes are rendered by the time a delivery is claimed)."""
     idempotency_key: str
     attempts: int
     created_at: datetime

@@ -3,26 +3,32 @@
 A claim is a lease (`lease_until`), taken by one UPDATE whose row selection uses
 `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite serialises writers), so several replicas never
 hold the same row. A row whose claimer died becomes claimable again once its lease runs out.
+
+Firing messages are stored as recipes (`webhook.intake.RENDER_LATER`) and rendered here, when
+claimed or listed, from their alert rows.
 """
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from webhook.outbox import Delivery, Target
-from webhook.statements import ConflictError, NotFoundError, ts
-from webhook.tables import deliveries
+from webhook.intake import RENDER_LATER, render_firing
+from webhook.outbox import AlertView, Delivery, Target
+from webhook.statements import ConflictError, NotFoundError, alert_view, ts
+from webhook.tables import alerts, deliveries
+from webhook.targets import DestinationsConfig
 
 
 class SqlOutbox:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, destinations: DestinationsConfig) -> None:
         self.engine = engine
+        self.destinations = destinations
         # SQLite has one writer at a time; queueing writers here is much faster than letting
         # them poll SQLite's busy lock (one process per SQLite file: replicas need PostgreSQL).
         self._sqlite_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
@@ -51,25 +57,54 @@ class SqlOutbox:
             .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
         )
         async with self.writing() as conn:
-            rows = await conn.execute(
+            leased = await conn.execute(
                 sa.update(deliveries)
                 .where(deliveries.c.id.in_(due.scalar_subquery()))
                 .values(lease_until=ts(now) + lease_seconds, updated_at=ts(now))
                 .returning(*deliveries.c)
             )
-            claimed = [
-                Delivery(
-                    id=r["id"],
-                    target=r["target"],
-                    destination=r["destination"],
-                    payload=json.loads(r["payload"]),
-                    idempotency_key=r["idempotency_key"],
-                    attempts=r["attempts"],
-                    created_at=datetime.fromtimestamp(r["created_at"], UTC),
-                )
-                for r in rows.mappings()
-            ]
+            rows = [dict(r) for r in leased.mappings()]
+            views = await self._stored_alerts(conn, rows)
+        payloads = self._render(rows, views)  # outside the transaction: writers wait less
+        claimed = [
+            Delivery(
+                id=r["id"],
+                target=r["target"],
+                destination=r["destination"],
+                payload=payload,
+                idempotency_key=r["idempotency_key"],
+                attempts=r["attempts"],
+                created_at=datetime.fromtimestamp(r["created_at"], UTC),
+            )
+            for r, payload in zip(rows, payloads, strict=True)
+        ]
         return sorted(claimed, key=lambda d: d.id)
+
+    async def _stored_alerts(
+        self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
+    ) -> dict[int, AlertView]:
+        """The alerts of the rows whose payload is a recipe, to render them from."""
+        # A text search (the JSON is parsed once, in _render): a rendered body that merely
+        # contains the word costs one extra alert read, nothing else.
+        wanted = {r["alert_id"] for r in rows if RENDER_LATER in r["payload"]}
+        if not wanted:
+            return {}
+        found = await conn.execute(sa.select(alerts).where(alerts.c.id.in_(wanted)))
+        return {a["id"]: alert_view(a["id"], dict(a), None) for a in found.mappings()}
+
+    def _render(
+        self, rows: Sequence[Mapping[str, Any]], views: Mapping[int, AlertView]
+    ) -> list[dict[str, Any]]:
+        """The request bodies of outbox rows, recipes rendered. (Alert rows are never deleted;
+        a recipe without one would stay as it is, be refused by the API and dead-lettered.)"""
+        payloads: list[dict[str, Any]] = []
+        for row in rows:
+            payload = json.loads(row["payload"])
+            view = views.get(row["alert_id"])
+            if RENDER_LATER in payload and view is not None:
+                payload = render_firing(payload, row["destination"], view, self.destinations)
+            payloads.append(payload)
+        return payloads
 
     async def mark_sent(self, delivery_id: int, now: datetime, status: int) -> None:
         await self._finish(delivery_id, now, state="sent", sent_at=ts(now), last_status=status)
@@ -102,7 +137,11 @@ class SqlOutbox:
         if state is not None:
             query = query.where(deliveries.c.state == state)
         async with self.engine.connect() as conn:
-            return [dict(r) for r in (await conn.execute(query)).mappings()]
+            rows = [dict(r) for r in (await conn.execute(query)).mappings()]
+            views = await self._stored_alerts(conn, rows)
+        for row, payload in zip(rows, self._render(rows, views), strict=True):
+            row["payload"] = json.dumps(payload)  # what is (or will be) sent
+        return rows
 
     async def retry_delivery(self, delivery_id: int, now: datetime) -> dict[str, Any]:
         """Put a dead letter back in the outbox, due now."""
@@ -125,7 +164,10 @@ class SqlOutbox:
                 .one_or_none()
             )
             if row is not None:
-                return dict(row)
+                retried = dict(row)
+                views = await self._stored_alerts(conn, [retried])
+                retried["payload"] = json.dumps(self._render([retried], views)[0])
+                return retried
             exists = await conn.execute(
                 sa.select(deliveries.c.state).where(deliveries.c.id == delivery_id)
             )

@@ -98,7 +98,7 @@ def routing_labels(labels: Mapping[str, str], severity: Severity) -> dict[str, s
 
 @dataclass(frozen=True)
 class TargetSpec:
-    type: Literal["pagerduty", "slack", "zendesk"]
+    type: Literal["pagerduty", "slack", "zendesk", "slack_digest"]
     destination: str
     urgency: Literal["high", "low"] = "high"
 

@@ -14,7 +14,7 @@ from webhook.intake import NewDelivery, micros
 from webhook.messages import pagerduty_dedup_key
 from webhook.outbox import AlertView
 from webhook.payload import Alert, Notification
-from webhook.routing import Window, parse_matcher
+from webhook.routing import Severity, Window, parse_matcher
 from webhook.sla import time_to_acknowledge
 from webhook.tables import alerts, deliveries, maintenance, seen
 
@@ -33,6 +33,10 @@ class NotFoundError(LookupError):
 class ConflictError(ValueError):
     """The request contradicts the current state, e.g. acking an acked alert (HTTP 409)."""
 
+
+# Made once: json.dumps with any option builds a new encoder per call (hot path).
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+SORTED_JSON = json.JSONEncoder(sort_keys=True)
 
 MIN_REPEAT_GAP = 60.0
 """Gaps between notifications shorter than this are HA duplicates, not repeat intervals."""
@@ -194,7 +198,7 @@ async def enqueue(
             "target": d.target,
             "destination": d.destination,
             "kind": d.kind,
-            "payload": json.dumps(d.payload, separators=(",", ":")),
+            "payload": COMPACT_JSON.encode(d.payload),
             "idempotency_key": d.idempotency_key,
             "state": "pending",
             "attempts": 0,
@@ -216,8 +220,8 @@ def alert_row(
         "starts_at_us": micros(alert.starts_at),
         "alertname": alert.labels.get("alertname", ""),
         "severity": severity,
-        "labels": json.dumps(alert.labels, sort_keys=True),
-        "annotations": json.dumps(alert.annotations, sort_keys=True),
+        "labels": SORTED_JSON.encode(alert.labels),
+        "annotations": SORTED_JSON.encode(alert.annotations),
         "generator_url": alert.generator_url,
         "external_url": notification.external_url,
         "receiver": notification.receiver,
@@ -228,6 +232,33 @@ def alert_row(
         "respond_by": ts(respond_by),
         "pd_dedup_key": pagerduty_dedup_key(alert.fingerprint),
     }
+
+
+def received_view(
+    alert_id: int,
+    notification: Notification,
+    alert: Alert,
+    severity: Severity,
+    respond_by: datetime,
+    maintenance_note: str | None,
+) -> AlertView:
+    """The view of a firing alert just received: what `alert_view` would read back from its
+    new row, built from the parsed alert (no JSON round trip on the accept path)."""
+    return AlertView(
+        alert_id=alert_id,
+        fingerprint=alert.fingerprint,
+        alertname=alert.labels.get("alertname", ""),
+        status="firing",
+        severity=severity,
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.starts_at,
+        ends_at=None,
+        generator_url=alert.generator_url,
+        external_url=notification.external_url,
+        respond_by=respond_by,
+        maintenance_note=maintenance_note,
+    )
 
 
 def alert_view(alert_id: int, row: dict[str, Any], maintenance_note: str | None) -> AlertView:

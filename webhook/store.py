@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from webhook.digest_store import add_digest_items, digest_destinations
 from webhook.intake import (
     NewDelivery,
     Policy,
@@ -47,6 +48,7 @@ from webhook.statements import (
     mark_breached,
     notified_targets,
     occurrence_key,
+    received_view,
     touch,
     ts,
 )
@@ -101,7 +103,7 @@ class WebhookStore(SqlOutbox):
     """Alerts, dedupe, acks, maintenance windows and the outbox (implements `Outbox`)."""
 
     def __init__(self, engine: AsyncEngine, policy: Policy) -> None:
-        super().__init__(engine)
+        super().__init__(engine, policy.destinations)
         self.policy = policy
         self._waiting: list[tuple[Notification, datetime, asyncio.Future[AcceptResult]]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -188,6 +190,7 @@ class WebhookStore(SqlOutbox):
         ]
         ids = await insert_alerts(conn, rows)
         outbox: list[tuple[int, NewDelivery]] = []
+        digest: list[tuple[int, str, datetime]] = []
         owner: dict[str, int] = {}
         for item, plan, row in zip(new_firing, plans, rows, strict=True):
             alert_id = ids.get((row["fingerprint"], row["starts_at_us"]))
@@ -200,12 +203,16 @@ class WebhookStore(SqlOutbox):
             note = None
             if plan.window is not None:
                 note = f"{plan.window.reason} (until {plan.window.ends_at:%Y-%m-%d %H:%M} UTC)"
-            view = alert_view(alert_id, row, note)
+            view = received_view(
+                alert_id, item.notification, item.alert, plan.severity, plan.respond_by, note
+            )
             for delivery in firing_deliveries(view, plan, self.policy):
                 outbox.append((alert_id, delivery))
                 owner[delivery.idempotency_key] = item.index
+            digest.extend((alert_id, to, item.now) for to in digest_destinations(plan))
         for key in await enqueue(conn, outbox, max((r.now for r in new_firing), default=None)):
             results[owner[key]].deliveries += 1
+        await add_digest_items(conn, digest)
 
     async def _resolved(
         self, conn: AsyncConnection, item: Received, windows: list[Window], result: AcceptResult

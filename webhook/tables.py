@@ -1,5 +1,5 @@
 """The webhook's tables (SQLAlchemy Core). Timestamps are UTC epoch seconds (float), which
-SQLite and PostgreSQL store and compare alike; migration 0002 creates exactly these."""
+SQLite and PostgreSQL store and compare alike; migrations 0002 and 0003 create exactly these."""
 
 import sqlalchemy as sa
 
@@ -91,4 +91,18 @@ pagerduty_webhooks = sa.Table(
     sa.Column("webhook_id", sa.String(255), primary_key=True),
     sa.Column("event_type", sa.String(64), nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
+)
+
+digest_items = sa.Table(
+    "webhook_digest_items",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.BigInteger, nullable=False),
+    sa.Column("destination", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending, then digested
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("digested_at", sa.Float),
+    sa.Column("delivery_id", sa.BigInteger),  # the outbox row of the digest that listed it
+    sa.UniqueConstraint("alert_id", "destination", name="uq_webhook_digest_items_alert"),
+    sa.Index("ix_webhook_digest_items_pending", "destination", "state", "id"),
 )

@@ -61,3 +61,20 @@ class DispatchConfig(Model):
         if self.lease_seconds < 2 * self.request_timeout:
             raise ValueError("lease_seconds must be at least twice request_timeout")
         return self
+
+
+SLACK_DIGEST_MAX_ALERTS = 48
+"""Slack allows 50 blocks per message: a header, one section per alert and a context footer."""
+
+
+class DigestConfig(Model):
+    """How alerts routed to `slack_digest:<destination>` are collected into one message."""
+
+    interval: Seconds = 3600.0
+    """A destination's pending alerts are sent once the oldest has waited this long."""
+    at_utc_hour: Annotated[int, Field(ge=0, le=23)] | None = None
+    """Instead of `interval`: one digest a day at this hour (UTC) of everything pending."""
+    max_alerts: Annotated[int, Field(ge=1, le=SLACK_DIGEST_MAX_ALERTS)] = 25
+    """Alerts per Slack message; more pending alerts go out in further messages."""
+    poll_interval: Seconds = 15.0
+    """How often each replica looks for destinations whose digest is due."""

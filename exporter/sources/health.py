@@ -92,6 +92,20 @@ def health_families(
     return [available, by_band, at_risk_customers, at_risk_mrr, per_signal, per_customer, omitted]
 
 
+def share_equal(scores: Mapping[str, Health]) -> dict[str, dict[str, Any]]:
+    """Each account's `Health.to_json()`; accounts with the same score and penalties get one
+    fact object (facts are read-only once built): 20,000 accounts have a few hundred."""
+    shared: dict[tuple[Any, ...], dict[str, Any]] = {}
+    facts: dict[str, dict[str, Any]] = {}
+    for account, health in scores.items():
+        key = (health.score, health.band, health.penalties)
+        fact = shared.get(key)
+        if fact is None:
+            fact = shared[key] = health.to_json()
+        facts[account] = fact
+    return facts
+
+
 class HealthSource:
     name = "health"
 
@@ -113,7 +127,7 @@ class HealthSource:
             cfg=self.cfg,
             now=now,
         )
-        facts = {account: health.to_json() for account, health in scores.items()}
+        facts = share_equal(scores)
         return SourceResult(health_families(scores, inputs, self.cfg), facts)
 
     async def aclose(self) -> None:

@@ -7,6 +7,7 @@ shape -> client_error / malformed, naming the query key (never the database URL)
 """
 
 import asyncio
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,16 @@ ROW_WIDTHS = {
     "seats_removed_30d_per_account": 2,  # (account_id, count)
 }
 """Column counts of the multi-row queries; the others return one row with one number."""
+ACCOUNT_QUERIES = (
+    "accounts",
+    "last_api_call_per_account",
+    "seats_per_account",
+    "seats_removed_30d_per_account",
+)
+"""The per-account queries (in this order: names first). Each is folded into the facts as
+soon as it returns, so 4 x 20,000 rows are never held at once."""
+SEAT_FACTS = {"seats_per_account": "seats", "seats_removed_30d_per_account": "seats_removed_30d"}
+_NO_FACTS = {"last_api_call": None, "seats": 0, "seats_removed_30d": 0, "tier": "unknown"}
 
 
 def _binds(now: datetime, dialect: str) -> dict[str, Any]:
@@ -147,32 +158,26 @@ def _gauge(name: str, doc: str, labels: Sequence[str] = ()) -> GaugeMetricFamily
     return GaugeMetricFamily(name, doc + CACHED_NOTE, labels=list(labels))
 
 
-def _facts(rows: Mapping[str, Sequence[Row]], join: _Join) -> dict[str, dict[str, Any]]:
-    """Per-account {last_api_call, seats, seats_removed_30d, tier, name}; duplicates merged."""
-    facts: dict[str, dict[str, Any]] = {}
-
-    def fact(account: str) -> dict[str, Any]:
-        default = {"last_api_call": None, "seats": 0, "seats_removed_30d": 0, "tier": "unknown"}
-        return facts.setdefault(account, {**default, "name": account})
-
-    for account, row in join.rows(rows["accounts"]):
-        entry = fact(account)
-        if row[1] is not None and entry["name"] == account:  # the first name wins
-            entry["name"] = str(row[1])
-        if row[2] is not None and entry["tier"] == "unknown":
-            entry["tier"] = str(row[2])
-    key = "last_api_call_per_account"
-    for account, row in join.rows(rows[key]):
-        entry, called = fact(account), _timestamp(key, row[1])
-        if called is not None:
-            entry["last_api_call"] = max(called, entry["last_api_call"] or called)
-    for key, field in (
-        ("seats_per_account", "seats"),
-        ("seats_removed_30d_per_account", "seats_removed_30d"),
-    ):
-        for account, row in join.rows(rows[key]):
-            fact(account)[field] += int(_number(key, row[1]))
-    return facts
+def _add_facts(
+    facts: dict[str, dict[str, Any]], key: str, rows: Sequence[Row], join: _Join
+) -> None:
+    """Fold one per-account query into the facts: per account {last_api_call, seats,
+    seats_removed_30d, tier, name}; duplicates merged."""
+    for account, row in join.rows(rows):
+        entry = facts.get(account)
+        if entry is None:
+            entry = facts[account] = {**_NO_FACTS, "name": account}
+        if key == "accounts":
+            if row[1] is not None and entry["name"] == account:  # the first name wins
+                entry["name"] = str(row[1])
+            if row[2] is not None and entry["tier"] == "unknown":
+                entry["tier"] = sys.intern(str(row[2]))  # a few tiers over 20,000 accounts
+        elif key == "last_api_call_per_account":
+            called = _timestamp(key, row[1])
+            if called is not None:
+                entry["last_api_call"] = max(called, entry["last_api_call"] or called)
+        else:
+            entry[SEAT_FACTS[key]] += int(_number(key, row[1]))
 
 
 def _families(
@@ -247,7 +252,7 @@ class UsageSource:
             result = await asyncio.wait_for(
                 conn.execute(sa.text(sql), binds), self.cfg.request_timeout
             )
-            return [tuple(row) for row in result.all()]
+            return [tuple(row) for row in result]
         except TimeoutError:
             await conn.invalidate()  # a cancelled query may leave the connection mid-protocol
             raise UpstreamError(
@@ -256,7 +261,10 @@ class UsageSource:
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             raise _classify(key, exc) from None
 
-    async def _fetch(self, now: datetime) -> dict[str, list[Row]]:
+    async def _fetch(
+        self, now: datetime, join: _Join
+    ) -> tuple[dict[str, list[Row]], dict[str, dict[str, Any]]]:
+        """Rows of the aggregate queries, and the facts the per-account queries add up to."""
         engine = self._engine()
         binds = _binds(now, engine.dialect.name)
         conn = engine.connect()
@@ -264,19 +272,26 @@ class UsageSource:
             await asyncio.wait_for(conn.start(), self.cfg.request_timeout)
         except (TimeoutError, sa.exc.SQLAlchemyError, OSError) as exc:
             raise _classify("connect", exc) from None
+        rows: dict[str, list[Row]] = {}
+        facts: dict[str, dict[str, Any]] = {}
         try:
-            keys = type(self.cfg.queries).model_fields
-            return {key: await self._query(conn, key, binds) for key in keys}
+            fields = type(self.cfg.queries).model_fields
+            for key in [*ACCOUNT_QUERIES, *(k for k in fields if k not in ACCOUNT_QUERIES)]:
+                result = await self._query(conn, key, binds)
+                if key in ROW_WIDTHS:
+                    _columns(key, result, ROW_WIDTHS[key])
+                if key in ACCOUNT_QUERIES:
+                    _add_facts(facts, key, result, join)
+                else:
+                    rows[key] = result
+            return rows, facts
         finally:
             await conn.close()
 
     async def refresh(self, now: datetime) -> SourceResult:
         try:
-            rows = await self._fetch(now)
-            for key, width in ROW_WIDTHS.items():
-                _columns(key, rows[key], width)
             join = _Join()
-            facts = _facts(rows, join)
+            rows, facts = await self._fetch(now, join)
             families = _families(rows, facts, join)
         except UpstreamError as exc:
             self.context.stats.record_error(self.name, exc.kind)

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from tensafe_ops.app import make_app
@@ -129,3 +130,34 @@ def webhook_settings(tmp_path: Path, db_url: str, **webhook: Any) -> dict[str, A
 
 def webhook_app(tmp_path: Path, db_url: str, clock: Clock, **webhook: Any) -> web.Application:
     return make_app(parse_settings(webhook_settings(tmp_path, db_url, **webhook)), clock=clock)
+
+
+_SECRET_KEYS = {"bearer_token", "password", "routing_key", "token", "webhook_url"}
+
+
+class _EnvRef(str):
+    """Dumped to YAML as `!env NAME`: config files never hold secrets literally."""
+
+
+yaml.SafeDumper.add_representer(_EnvRef, lambda dumper, ref: dumper.represent_scalar("!env", ref))
+
+
+def config_file(settings: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The YAML of `settings` with every secret replaced by `!env VAR`, and those variables."""
+    env: dict[str, str] = {}
+
+    def ref(value: str) -> _EnvRef:
+        name = f"TENSAFE_TEST_SECRET_{len(env)}"
+        env[name] = value
+        return _EnvRef(name)
+
+    def walk(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [ref(v) if key == "pagerduty_webhook_secrets" else walk(v) for v in value]
+        if key in _SECRET_KEYS and isinstance(value, str):
+            return ref(value)
+        return value
+
+    return yaml.safe_dump(walk(settings)), env

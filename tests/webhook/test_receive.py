@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 from aiohttp.test_utils import TestClient
 
 from tensafe_ops.keys import STATE_STORE_KEY
@@ -23,6 +22,7 @@ from tests.webhook.am import (
     API,
     AUTH,
     am_alert,
+    config_file,
     load,
     notification,
     resolved,
@@ -420,7 +420,7 @@ async def serve(config: Path, port: int) -> asyncio.subprocess.Process:
 
 
 async def test_sigkill_mid_storm_loses_no_accepted_alert_and_pages_once(
-    aiohttp_server, tmp_path
+    aiohttp_server, tmp_path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     routing_key = "R0UT1NGKEY0000000000000000000009"
     pd_fake = await aiohttp_server(
@@ -446,7 +446,10 @@ async def test_sigkill_mid_storm_loses_no_accepted_alert_and_pages_once(
         ],
         dispatch={"poll_interval": 0.05, "lease_seconds": 3, "request_timeout": 1},
     )
-    config.write_text(yaml.safe_dump(settings))
+    text, secrets = config_file(settings)
+    config.write_text(text)
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)  # the CLI process inherits them
     storm = [
         notification(*(am_alert("TenSafeAPIDown", instance=f"api-{n}-{i}:8443") for i in range(10)))
         for n in range(10)

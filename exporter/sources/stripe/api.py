@@ -9,7 +9,7 @@ retries (429 honours Retry-After, 5xx back off) and a failure mid-listing retrie
 instead of starting over. The SDK's own retries are off (it does not honour Retry-After).
 """
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -140,9 +140,12 @@ class StripeApi:
             backoff_cap=30.0,
         )
 
-    async def list_all(self, resource: str, params: Mapping[str, Any]) -> list[Obj]:
-        """Every object of a listing (newest first), following `starting_after`."""
-        objects: list[Obj] = []
+    async def pages(self, resource: str, params: Mapping[str, Any]) -> AsyncIterator[list[Obj]]:
+        """A listing (newest first) one page at a time, following `starting_after`.
+
+        Large listings (10,000 subscriptions) are consumed page by page so that only the
+        slimmed objects stay in memory, never every raw object at once.
+        """
         cursor: str | None = None
         while True:
             page_params = {**params, "limit": PAGE_SIZE}
@@ -150,10 +153,17 @@ class StripeApi:
                 page_params["starting_after"] = cursor
             page = await self.call(resource, page_params)
             data = list(page.get("data") or [])
-            objects.extend(data)
-            if not page.get("has_more") or not data:
-                return objects
-            cursor = str(data[-1]["id"])
+            more = bool(page.get("has_more")) and bool(data)
+            del page
+            if data:
+                cursor = str(data[-1]["id"])
+                yield data
+            if not more:
+                return
+
+    async def list_all(self, resource: str, params: Mapping[str, Any]) -> list[Obj]:
+        """Every object of a listing (newest first): for short listings only."""
+        return [obj async for page in self.pages(resource, params) for obj in page]
 
     async def events_after(self, cursor: str, types: list[str]) -> list[Obj]:
         """Events newer than `cursor`, oldest first (pages walk forward with `ending_before`)."""

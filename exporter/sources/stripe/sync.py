@@ -7,7 +7,8 @@ Persisted in the StateStore so a restart resumes from the last event instead of 
   stripe.meta          cursor {last_event, full_sync_at}, open_invoices, discounts, recent
 """
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,22 +45,60 @@ RECENT_WINDOW = timedelta(hours=24)
 
 _SUB_KEYS = ("id", "customer", "status", "currency", "cancel_at_period_end", "cancel_at",
              "created", "default_tax_rates", "discounts", "trial_end")  # fmt: skip
+_ENUM_KEYS = ("status", "currency")
 _ITEM_KEYS = ("id", "quantity", "discounts", "tax_rates", "current_period_end")
 _PRICE_KEYS = ("id", "product", "currency", "recurring", "billing_scheme", "tiers_mode",
                "unit_amount", "unit_amount_decimal", "transform_quantity", "tiers")  # fmt: skip
 
 
-def slim(subscription: Obj) -> Obj:
-    """Only the fields MRR and the metrics read (keeps state and memory small)."""
+def slim(subscription: Obj, shared_prices: dict[str, Obj] | None = None) -> Obj:
+    """Only the fields MRR and the metrics read (keeps state and memory small), as plain
+    dicts and tuples (the SDK parses into OrderedDicts, which are twice the size; most
+    arrays are empty, and the empty tuple is a single shared object).
+
+    With `shared_prices`, equal prices become one object (10,000 subscriptions use a few
+    dozen prices); `_fetch_tiers` may later add `tiers` to it, the same for every user.
+    """
     items = []
     for item in (subscription.get("items") or {}).get("data") or []:
         price = item.get("price") or {}
-        slimmed = {k: item.get(k) for k in _ITEM_KEYS}
-        slimmed["price"] = {k: price[k] for k in _PRICE_KEYS if k in price}
+        slimmed = {k: _plain(item.get(k)) for k in _ITEM_KEYS}
+        slimmed["price"] = _share(
+            {k: _plain(price[k]) for k in _PRICE_KEYS if k in price}, shared_prices
+        )
         items.append(slimmed)
-    result = {k: subscription.get(k) for k in _SUB_KEYS}
+    result = {k: _plain(subscription.get(k)) for k in _SUB_KEYS}
+    for key in _ENUM_KEYS:  # a handful of distinct values over 10,000 subscriptions
+        if isinstance(result[key], str):
+            result[key] = sys.intern(result[key])
     result["items"] = {"data": items}
     return result
+
+
+def share_prices(subscriptions: Iterable[Obj], shared_prices: dict[str, Obj]) -> None:
+    """Make equal prices of already slimmed subscriptions (e.g. restored ones) one object."""
+    for subscription in subscriptions:
+        for item in subscription["items"]["data"]:
+            item["price"] = _share(item["price"], shared_prices)
+
+
+def _share(price: Obj, shared_prices: dict[str, Obj] | None) -> Obj:
+    if shared_prices is None or "id" not in price:
+        return price
+    known = shared_prices.get(price["id"])
+    if known is not None and known == price:
+        return known
+    shared_prices[price["id"]] = price
+    return price
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value copied into plain dicts and tuples."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    return value
 
 
 def _invoice_subscription(invoice: Obj) -> str | None:
@@ -107,6 +146,8 @@ class BillingState:
     """Events of the last 24h (compact), for the 24h counters."""
     last_event: str | None = None
     full_sync_at: float | None = None
+    shared_prices: dict[str, Obj] = field(default_factory=dict, repr=False, compare=False)
+    """One slimmed price object per price id, shared by the subscriptions (not persisted)."""
 
     def overdue_since(self) -> dict[str, datetime]:
         """Subscription id -> finalisation of its oldest unpaid invoice."""
@@ -156,16 +197,18 @@ class StripeSync:
         # No event at all yet: "" makes the next refresh list the events created since now.
         state.last_event = str(newest_data[0]["id"]) if newest_data else ""
         self.stats.set_progress(SOURCE, 0, None)
-        subscriptions = await self.api.list_all(
+        # Page by page: only the slimmed objects stay, never 10,000 raw ones at once.
+        async for page in self.api.pages(
             "subscriptions", {"status": "all", "expand": SUBSCRIPTION_EXPAND}
-        )
+        ):
+            for subscription in page:
+                self._remember_discounts(state, subscription)
+                state.subscriptions[subscription["id"]] = slim(subscription, state.shared_prices)
         self.stats.set_progress(SOURCE, 1, 4)
-        log.info("stripe_sync_progress", step="subscriptions", count=len(subscriptions))
-        for subscription in subscriptions:
-            self._remember_discounts(state, subscription)
-            state.subscriptions[subscription["id"]] = slim(subscription)
-        for customer in await self.api.list_all("customers", {}):
-            state.customers[customer["id"]] = self._customer(customer)
+        log.info("stripe_sync_progress", step="subscriptions", count=len(state.subscriptions))
+        async for page in self.api.pages("customers", {}):
+            for customer in page:
+                state.customers[customer["id"]] = self._customer(customer)
         self.stats.set_progress(SOURCE, 2, 4)
         log.info("stripe_sync_progress", step="customers", count=len(state.customers))
         for invoice in await self.api.list_all("invoices", {"status": "open"}):
@@ -200,7 +243,9 @@ class StripeSync:
             if kind.startswith("customer.subscription."):
                 if not self._resolve_discounts(state, obj):
                     refetch.add(str(obj["customer"]))
-                changed_subs[obj["id"]] = state.subscriptions[obj["id"]] = slim(obj)
+                changed_subs[obj["id"]] = state.subscriptions[obj["id"]] = slim(
+                    obj, state.shared_prices
+                )
             elif kind in ("customer.created", "customer.updated"):
                 changed_customers[obj["id"]] = state.customers[obj["id"]] = self._customer(obj)
             elif kind == "customer.deleted":
@@ -216,7 +261,7 @@ class StripeSync:
                 {"customer": customer, "status": "all", "expand": SUBSCRIPTION_EXPAND},
             ):
                 self._remember_discounts(state, subscription)
-                changed_subs[subscription["id"]] = slim(subscription)
+                changed_subs[subscription["id"]] = slim(subscription, state.shared_prices)
                 state.subscriptions[subscription["id"]] = changed_subs[subscription["id"]]
         if events:
             state.last_event = str(events[-1]["id"])
@@ -311,8 +356,9 @@ class StripeSync:
             last_event=cursor.get("last_event"),
             full_sync_at=cursor.get("full_sync_at"),
         )
+        share_prices(state.subscriptions.values(), state.shared_prices)
         log.info("stripe_state_restored", subscriptions=len(state.subscriptions))
         return state
 
 
-__all__ = ["PAGE_SIZE", "BillingState", "StripeSync", "slim"]
+__all__ = ["PAGE_SIZE", "BillingState", "StripeSync", "share_prices", "slim"]

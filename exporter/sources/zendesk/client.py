@@ -7,7 +7,7 @@ async `RateLimiter` + `with_retries` decide when to call again.
 """
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import requests
 from zenpy import Zenpy
 from zenpy.lib.exception import ZenpyException
-from zenpy.lib.generator import GenericCursorResultsGenerator, TicketCursorGenerator
 
 from exporter.config import ZendeskConfig
 from exporter.stats import UpstreamStats
@@ -37,6 +36,13 @@ class ExportPage:
     metric_sets: list[dict[str, Any]]
     after_cursor: str | None
     end_of_stream: bool
+
+
+@dataclass(frozen=True)
+class OrganizationPage:
+    organizations: list[dict[str, Any]]
+    next_url: str | None
+    """Where the following page is; None after the last one."""
 
 
 def point_zenpy_at(base_url: str | None) -> None:
@@ -95,23 +101,33 @@ class ZendeskClient:
             response.close()  # zenpy never sees this response: free its connection now
             raise error
 
+    def _get_json(self, api: Any, url: str) -> dict[str, Any]:
+        """GET `url` through zenpy (its session, auth and response checks) and parse it once.
+
+        This is the request zenpy's own result generators make for every following page;
+        their first page, though, parses the body twice and builds a zenpy object for each
+        of up to 1,000 records, which the exporter would only throw away.
+        """
+        body = api._get(url, raw_response=True).json()
+        if not isinstance(body, dict):
+            raise UpstreamError("malformed", "Zendesk answered with a body that is not an object")
+        return body
+
     async def export_page(self, cursor: str | None, start_time: int) -> ExportPage:
         """One page of the cursor-based incremental ticket export with metric sets."""
 
         def fetch() -> ExportPage:
+            api = self.zenpy.tickets
             include = ["metric_sets"]
+            # The URLs zenpy's `tickets.incremental(...)` builds (it drops `per_page`
+            # when a cursor is given).
             if cursor is None:
-                result = self.zenpy.tickets.incremental(
+                endpoint = api.endpoint.incremental.cursor_start(
                     start_time=start_time, include=include, per_page=self.cfg.page_size
                 )
             else:
-                result = self.zenpy.tickets.incremental(
-                    cursor=cursor, include=include, per_page=self.cfg.page_size
-                )
-            if not isinstance(result, TicketCursorGenerator):
-                raise UpstreamError("malformed", "incremental export answered with no ticket page")
-            # zenpy does not deserialize the metric_sets side-load; the page's JSON has it.
-            body: dict[str, Any] = result._response_json
+                endpoint = api.endpoint.incremental.cursor(cursor=cursor, include=include)
+            body = self._get_json(api, api._build_url(endpoint))
             return ExportPage(
                 tickets=list(body["tickets"]),
                 metric_sets=list(body.get("metric_sets") or []),
@@ -121,32 +137,24 @@ class ZendeskClient:
 
         return await self._call(fetch, self.export_limiter, "incremental_export")
 
-    async def organizations(self) -> list[dict[str, Any]]:
-        """Every organization, one cursor page (100) per request."""
-        pages: list[GenericCursorResultsGenerator] = []
+    async def organization_pages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every organization, one cursor page (100) per request, a page at a time."""
+        next_url: str | None = None
 
-        def first() -> bool:
-            result = self.zenpy.organizations(cursor_pagination=ORGANIZATION_PAGE_SIZE)
-            if not isinstance(result, GenericCursorResultsGenerator):
-                raise UpstreamError("malformed", "organizations answered with no page")
-            pages.append(result)
-            return bool(result._response_json.get("meta", {}).get("has_more"))
+        def fetch() -> OrganizationPage:
+            api = self.zenpy.organizations
+            url = next_url or api._build_url(api.endpoint(cursor_pagination=ORGANIZATION_PAGE_SIZE))
+            body = self._get_json(api, url)
+            more = bool((body.get("meta") or {}).get("has_more"))
+            following = (body.get("links") or {}).get("next") if more else None
+            return OrganizationPage(list(body["organizations"]), following)
 
-        def following() -> bool:
-            generator = pages[-1]
-            try:
-                generator.handle_pagination()  # fetches links.next in place
-            except StopIteration:
-                return False
-            return bool(generator._response_json.get("meta", {}).get("has_more"))
-
-        organizations: list[dict[str, Any]] = []
-        more = await self._call(first, self.general_limiter, "organizations")
-        organizations += pages[-1]._response_json["organizations"]
-        while more:
-            more = await self._call(following, self.general_limiter, "organizations")
-            organizations += pages[-1]._response_json["organizations"]
-        return organizations
+        while True:
+            page = await self._call(fetch, self.general_limiter, "organizations")
+            yield page.organizations
+            if page.next_url is None:
+                return
+            next_url = page.next_url
 
     async def _call(self, func: Callable[[], T], limiter: RateLimiter, what: str) -> T:
         async def attempt() -> T:

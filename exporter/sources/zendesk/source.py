@@ -16,6 +16,7 @@ Organizations (the account join) are re-listed every `ORGANIZATIONS_MAX_AGE`, or
 (at most every `ORGANIZATIONS_RECHECK`) when a ticket names an unknown organization.
 """
 
+import dataclasses
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -53,9 +54,26 @@ def is_relevant(ticket: TicketState, now: float) -> bool:
     return ticket.created_at >= now - KEEP_CREATED or sla.solved_since(ticket, now - 86400.0)
 
 
-def page_states(page: ExportPage) -> list[TicketState]:
+def page_states(page: ExportPage, tags: "SharedTags | None" = None) -> list[TicketState]:
     metric_by_ticket = {m["ticket_id"]: m for m in page.metric_sets if "ticket_id" in m}
-    return [sla.ticket_state(t, metric_by_ticket.get(t["id"])) for t in page.tickets]
+    states = [sla.ticket_state(t, metric_by_ticket.get(t["id"])) for t in page.tickets]
+    return states if tags is None else [tags.share(s) for s in states]
+
+
+class SharedTags:
+    """One tuple per distinct tag combination: 50,000 held tickets use a few hundred, and a
+    tuple per ticket would cost ~2.5 MB. Forgets everything past `limit` combinations (only
+    sharing is lost then), so it cannot grow without bound."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.known: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def share(self, state: TicketState) -> TicketState:
+        if len(self.known) >= self.limit:
+            self.known.clear()
+        tags = self.known.setdefault(state.tags, state.tags)
+        return state if tags is state.tags else dataclasses.replace(state, tags=tags)
 
 
 class ZendeskSource:
@@ -68,6 +86,7 @@ class ZendeskSource:
         self.context = context
         self.client = ZendeskClient(cfg, context.stats, backoff_base=backoff_base)
         self.tickets: dict[int, TicketState] | None = None
+        self.tags = SharedTags()
         self.cursor: dict[str, Any] | None = None
         self.accounts: AccountMap | None = None
         self.accounts_fetched_at = 0.0
@@ -89,7 +108,10 @@ class ZendeskSource:
     async def _load(self) -> None:
         state = self.context.state
         stored = await state.get_all(TICKET_NS)
-        self.tickets = {int(k): TicketState.from_json(v) for k, v in stored.items()}
+        self.tickets = {
+            int(k): self.tags.share(TicketState.from_json(v)) for k, v in stored.items()
+        }
+        del stored
         self.cursor = await state.get(CURSOR_NS, "tickets")
         saved = await state.get(ORG_NS, "map")
         if saved is not None:
@@ -104,7 +126,7 @@ class ZendeskSource:
         while True:
             page = await self.client.export_page(cursor["cursor"], cursor["start_time"])
             pages += 1
-            states = page_states(page)
+            states = page_states(page, self.tags)
             keep = {s.id: s for s in states if is_relevant(s, now)}
             drop = [str(s.id) for s in states if s.id not in keep and s.id in self.tickets]
             cursor = {
@@ -163,15 +185,19 @@ class ZendeskSource:
             )
             if not unknown or age < ORGANIZATIONS_RECHECK:
                 return
-        organizations = await self.client.organizations()
-        self.accounts = metrics.account_map(organizations, self.cfg.account_key)
+        # Only (id, account) is kept of each page: 20,000 whole organizations never pile up.
+        claims: list[tuple[int, str | None]] = []
+        key = self.cfg.account_key
+        async for page in self.client.organization_pages():
+            claims += [(int(o["id"]), metrics.organization_account(o, key)) for o in page]
+        self.accounts = metrics.account_map(claims)
         self.accounts_fetched_at = now
         await self.context.state.put(
             ORG_NS, "map", {"map": self.accounts.to_json(), "fetched_at": now}
         )
         log.info(
             "zendesk_organizations_listed",
-            organizations=len(organizations),
+            organizations=len(claims),
             missing_id=self.accounts.missing_id,
             duplicate_id=self.accounts.duplicate_id,
         )
