@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tensafe_ops import __version__
 from tensafe_ops.log import get_logger, register_secrets, setup_logging
+from tensafe_ops.malloc import limit_arenas
 from tensafe_ops.settings import ConfigError, Settings, load_settings, secret_values
 
 if TYPE_CHECKING:
@@ -187,6 +188,7 @@ def serve(
         )
     setup_logging(settings.server.log_format)
     register_secrets(secret_values(settings))
+    limit_arenas()
     world = None
     if demo:
         world = _build_world(world_file, scale, seed)
