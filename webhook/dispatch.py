@@ -1,8 +1,9 @@
-"""The dispatcher: drains the outbox in the background, one loop per target.
+"""The dispatcher: drains the outbox in the background, one loop per destination.
 
-Each round claims a batch of due deliveries (a lease, so several replicas never hold the
-same row) and sends them, concurrently per destination and in claim order within one.
-Rules:
+Per target, a watcher finds the destinations with due deliveries and keeps one drain loop
+running for each, so destinations drain independently, each at its own rate limit. A drain
+loop claims a batch of that destination's due deliveries (a lease, so several replicas never
+hold the same row) and sends them in claim order. Rules:
 - every send first takes a token from its destination's rate limiter (Slack 1 msg/s per
   webhook, PagerDuty 120/min per routing key, Zendesk by plan);
 - success marks the delivery sent; it is never claimed again, so it is sent successfully
@@ -13,7 +14,9 @@ Rules:
   jitter; after `max_attempts` attempts the delivery is dead-lettered;
 - any other 4xx (or an unknown destination) is dead-lettered at once, the error kept;
 - a send is not started when the lease is about to run out: the row is left for the next
-  claim rather than risking two replicas sending it.
+  claim rather than risking two replicas sending it;
+- on shutdown the claimed deliveries not yet attempted are released (best effort), so a
+  restart sends them at once instead of after the lease.
 """
 
 import asyncio
@@ -40,6 +43,9 @@ DeliveryOutcome = Literal["sent", "retried", "dead"]
 TARGETS: tuple[Target, ...] = get_args(Target)
 RETRY_AFTER_MAX = 3600.0
 """A Retry-After beyond an hour is treated as an hour: a bogus header must not park a page."""
+
+RELEASE_TIMEOUT = 2.0
+"""How long a stopping dispatcher waits for the outbox to take back unsent leases."""
 
 HEADROOM = 0.95
 """Share of each destination's documented rate the dispatcher uses."""
@@ -88,6 +94,7 @@ class Dispatcher:
         self.stats = stats if stats is not None else DeliveryStats()
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
+        self.release_timeout = RELEASE_TIMEOUT
 
     def start(self) -> None:
         self.stopping.clear()
@@ -108,21 +115,48 @@ class Dispatcher:
         self.tasks = []
 
     async def run(self, target: Target) -> None:
-        while not self.stopping.is_set():
-            try:
-                claimed = await self.drain_once(target)
-            except Exception:  # the outbox may be briefly unavailable; keep the loop alive
-                log.exception("dispatch_round_failed", target=target)
-                claimed = 0
-            if claimed < self.config.batch_size:
+        """Keep one drain loop per destination of `target` that has due deliveries, so each
+        destination drains at its own rate: a storm to one Slack webhook (1 msg/s) does not
+        hold back the messages of another."""
+        draining: dict[str, asyncio.Task[None]] = {}
+        try:
+            while not self.stopping.is_set():
+                try:
+                    due = await self.outbox.due_destinations(target, self.clock())
+                except Exception:  # the outbox may be briefly unavailable; keep the loop alive
+                    log.exception("dispatch_round_failed", target=target)
+                    due = []
+                draining = {d: task for d, task in draining.items() if not task.done()}
+                for destination in due:
+                    if destination not in draining:
+                        draining[destination] = asyncio.create_task(
+                            self.drain_destination(target, destination),
+                            name=f"dispatch-{target}-{destination}",
+                        )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), self.config.poll_interval)
+        finally:
+            # Cancelling this task cancels these too (each releases the batch it holds).
+            await asyncio.gather(*draining.values(), return_exceptions=True)
 
-    async def drain_once(self, target: Target) -> int:
-        """Claim one batch of due deliveries for `target` and send it; returns how many."""
+    async def drain_destination(self, target: Target, destination: str) -> None:
+        """Claim and send batches for one destination until a batch is not full."""
+        while not self.stopping.is_set():
+            try:
+                claimed = await self.drain_once(target, destination)
+            except Exception:  # the outbox may be briefly unavailable; the next round retries
+                log.exception("dispatch_round_failed", target=target, destination=destination)
+                return
+            if claimed < self.config.batch_size:
+                return
+
+    async def drain_once(self, target: Target, destination: str | None = None) -> int:
+        """Claim one batch of due deliveries for `target` (only to `destination` when given)
+        and send it; returns how many were claimed. On shutdown the deliveries not attempted
+        are released, so that a restarted replica sends them at once."""
         now = self.clock()
         batch = await self.outbox.claim(
-            target, self.config.batch_size, now, self.config.lease_seconds
+            target, self.config.batch_size, now, self.config.lease_seconds, destination
         )
         # The last moment a send may start and still finish inside the lease.
         start_before = now + timedelta(
@@ -131,20 +165,52 @@ class Dispatcher:
         by_destination: dict[str, list[Delivery]] = {}
         for delivery in batch:
             by_destination.setdefault(delivery.destination, []).append(delivery)
-        await asyncio.gather(
-            *(self._send_in_order(target, group, start_before) for group in by_destination.values())
-        )
+        unattempted = {delivery.id for delivery in batch}
+        try:
+            await asyncio.gather(
+                *(
+                    self._send_in_order(target, group, start_before, unattempted)
+                    for group in by_destination.values()
+                )
+            )
+        except asyncio.CancelledError:
+            await self._release(target, unattempted)
+            raise
+        if self.stopping.is_set():
+            await self._release(target, unattempted)
         return len(batch)
 
+    async def _release(self, target: Target, delivery_ids: set[int]) -> None:
+        """Best effort and bounded: shutdown must not hang on the database. A delivery left
+        leased is simply claimed again once its lease runs out."""
+        if not delivery_ids:
+            return
+        release = asyncio.ensure_future(self.outbox.release(sorted(delivery_ids), self.clock()))
+        try:
+            async with asyncio.timeout(self.release_timeout):
+                # Shielded: the task doing this is usually being cancelled.
+                await asyncio.shield(release)
+        except Exception:
+            release.cancel()
+            log.warning("leases_not_released", target=target, deliveries=len(delivery_ids))
+            return
+        log.info("leases_released", target=target, deliveries=len(delivery_ids))
+
     async def _send_in_order(
-        self, target: Target, deliveries: list[Delivery], start_before: datetime
+        self,
+        target: Target,
+        deliveries: list[Delivery],
+        start_before: datetime,
+        unattempted: set[int],
     ) -> None:
         limiter = self.limits.get((target, deliveries[0].destination))
         for delivery in deliveries:
             if limiter is not None:
                 await limiter.acquire()
             if self.stopping.is_set() or self.clock() >= start_before:
-                return  # the rest keep their lease until it runs out, then are claimed again
+                return  # the rest keep their lease until it runs out (or is released)
+            # From here the outcome is unknown until recorded: never released for a resend.
+            unattempted.discard(delivery.id)
             outcome = await self._send(target, delivery)
             try:
                 await self._record(target, delivery, outcome, limiter)

@@ -7,7 +7,7 @@ claims due rows, sends them and records the outcome. `webhook.store` implements 
 `webhook.dispatch` uses it.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -65,11 +65,26 @@ class Outcome:
 
 class Outbox(Protocol):
     async def claim(
-        self, target: Target, limit: int, now: datetime, lease_seconds: float
+        self,
+        target: Target,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        destination: str | None = None,
     ) -> list[Delivery]:
         """Lease up to `limit` due pending deliveries for `target` (not_before <= now and no live
-        lease). Safe with several replicas: a row is leased by one claimer at a time
-        (FOR UPDATE SKIP LOCKED on PostgreSQL, a conditional UPDATE on SQLite)."""
+        lease), only those to `destination` when given. Safe with several replicas: a row is
+        leased by one claimer at a time (FOR UPDATE SKIP LOCKED on PostgreSQL, a conditional
+        UPDATE on SQLite)."""
+        ...
+
+    async def due_destinations(self, target: Target, now: datetime) -> list[str]:
+        """The destinations of `target` that have deliveries `claim` would lease now."""
+        ...
+
+    async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        """End the leases of claimed deliveries that were not attempted (the lease expires
+        `now`), so that they are claimable again at once rather than after the lease."""
         ...
 
     async def mark_sent(self, delivery_id: int, now: datetime, status: int) -> None: ...

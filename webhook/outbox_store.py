@@ -1,8 +1,9 @@
 """The deliveries outbox over SQLite or PostgreSQL: implements `webhook.outbox.Outbox`.
 
-A claim is a lease (`lease_until`), taken by one UPDATE whose row selection uses
-`FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite serialises writers), so several replicas never
-hold the same row. A row whose claimer died becomes claimable again once its lease runs out.
+A claim is a lease (`lease_until`): the due ids are selected `FOR UPDATE SKIP LOCKED` on
+PostgreSQL (SQLite serialises writers) and leased by an UPDATE of exactly those ids in the same
+transaction, so several replicas never hold the same row. A row whose claimer died becomes
+claimable again once its lease runs out; one that stops cleanly releases its leases at once.
 
 Firing messages are stored as recipes (`webhook.intake.RENDER_LATER`) and rendered here, when
 claimed or listed, from their alert rows.
@@ -25,6 +26,16 @@ from webhook.tables import alerts, deliveries
 from webhook.targets import DestinationsConfig
 
 
+def claimable(target: Target, now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    """Pending deliveries for `target` that are due and leased by no one."""
+    return (
+        deliveries.c.target == target,
+        deliveries.c.state == "pending",
+        deliveries.c.not_before <= ts(now),
+        sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < ts(now)),
+    )
+
+
 class SqlOutbox:
     def __init__(self, engine: AsyncEngine, destinations: DestinationsConfig) -> None:
         self.engine = engine
@@ -42,24 +53,35 @@ class SqlOutbox:
             yield await stack.enter_async_context(self.engine.begin())
 
     async def claim(
-        self, target: Target, limit: int, now: datetime, lease_seconds: float
+        self,
+        target: Target,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        destination: str | None = None,
     ) -> list[Delivery]:
+        conditions = claimable(target, now)
+        if destination is not None:
+            conditions += (deliveries.c.destination == destination,)
         due = (
             sa.select(deliveries.c.id)
-            .where(
-                deliveries.c.target == target,
-                deliveries.c.state == "pending",
-                deliveries.c.not_before <= ts(now),
-                sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < ts(now)),
-            )
+            .where(*conditions)
             .order_by(deliveries.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
         )
         async with self.writing() as conn:
+            # Two statements, not `UPDATE ... WHERE id IN (SELECT ... LIMIT n)`: PostgreSQL
+            # may evaluate that subquery more than once and lease more than `limit` rows.
+            # The locked ids are fixed here; the UPDATE repeats the conditions so a
+            # row another claimer leased meanwhile (possible on SQLite, which has no row
+            # locks) is not leased twice.
+            ids = list((await conn.execute(due)).scalars())
+            if not ids:
+                return []
             leased = await conn.execute(
                 sa.update(deliveries)
-                .where(deliveries.c.id.in_(due.scalar_subquery()))
+                .where(deliveries.c.id.in_(ids), *conditions)
                 .values(lease_until=ts(now) + lease_seconds, updated_at=ts(now))
                 .returning(*deliveries.c)
             )
@@ -118,6 +140,26 @@ class SqlOutbox:
 
     async def mark_dead(self, delivery_id: int, now: datetime, error: str) -> None:
         await self._finish(delivery_id, now, state="dead", last_error=error)
+
+    async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        if not delivery_ids:
+            return
+        async with self.writing() as conn:
+            await conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id.in_(delivery_ids), deliveries.c.state == "pending")
+                .values(lease_until=ts(now), updated_at=ts(now))
+            )
+
+    async def due_destinations(self, target: Target, now: datetime) -> list[str]:
+        query = (
+            sa.select(deliveries.c.destination)
+            .where(*claimable(target, now))
+            .distinct()
+            .order_by(deliveries.c.destination)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
 
     async def _finish(self, delivery_id: int, now: datetime, **values: Any) -> None:
         async with self.writing() as conn:

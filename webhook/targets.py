@@ -43,7 +43,7 @@ class DestinationsConfig(Model):
 
 class DispatchConfig(Model):
     batch_size: Annotated[int, Field(ge=1, le=500)] = 20
-    """Deliveries claimed per target per round."""
+    """Deliveries claimed per destination per round."""
     lease_seconds: Seconds = 60
     """How long a claim is held; a replica that dies mid-batch releases its rows after this."""
     max_attempts: Annotated[int, Field(ge=1)] = 10

@@ -2,7 +2,7 @@
 the store (due, pending, lease free), recording every outcome, and noticing double sends."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,8 @@ class InMemoryOutbox:
 
     rows: dict[int, Row] = field(default_factory=dict)
     double_sends: list[int] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+    """Deliveries whose lease was released (in order)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set whenever a delivery's state is recorded (tests wait on it)."""
 
@@ -45,21 +47,45 @@ class InMemoryOutbox:
     def states(self) -> dict[int, DeliveryState]:
         return {i: row.state for i, row in self.rows.items()}
 
-    async def claim(
-        self, target: Target, limit: int, now: datetime, lease_seconds: float
-    ) -> list[Delivery]:
-        await asyncio.sleep(0)  # a real store yields here; let other claimers interleave
-        due = [
+    def _claimable(self, target: Target, now: datetime) -> list[Row]:
+        return [
             row
             for row in self.rows.values()
             if row.delivery.target == target
             and row.state == "pending"
             and (row.not_before is None or row.not_before <= now)
             and (row.leased_until is None or row.leased_until <= now)
+        ]
+
+    async def claim(
+        self,
+        target: Target,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        destination: str | None = None,
+    ) -> list[Delivery]:
+        await asyncio.sleep(0)  # a real store yields here; let other claimers interleave
+        due = [
+            row
+            for row in self._claimable(target, now)
+            if destination is None or row.delivery.destination == destination
         ][:limit]
         for row in due:
             row.leased_until = now + timedelta(seconds=lease_seconds)
         return [replace(row.delivery, attempts=row.attempts) for row in due]
+
+    async def due_destinations(self, target: Target, now: datetime) -> list[str]:
+        await asyncio.sleep(0)
+        return sorted({row.delivery.destination for row in self._claimable(target, now)})
+
+    async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        for delivery_id in delivery_ids:
+            row = self.rows[delivery_id]
+            if row.state == "pending":
+                row.leased_until = now
+                self.released.append(delivery_id)
+        self.changed.set()
 
     async def mark_sent(self, delivery_id: int, now: datetime, status: int) -> None:
         row = self.rows[delivery_id]
@@ -92,12 +118,23 @@ class FlakyOutbox:
     failures: int
 
     async def claim(
-        self, target: Target, limit: int, now: datetime, lease_seconds: float
+        self,
+        target: Target,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        destination: str | None = None,
     ) -> list[Delivery]:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("database is restarting")
-        return await self.inner.claim(target, limit, now, lease_seconds)
+        return await self.inner.claim(target, limit, now, lease_seconds, destination)
+
+    async def due_destinations(self, target: Target, now: datetime) -> list[str]:
+        return await self.inner.due_destinations(target, now)
+
+    async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        await self.inner.release(delivery_ids, now)
 
     async def mark_sent(self, delivery_id: int, now: datetime, status: int) -> None:
         await self.inner.mark_sent(delivery_id, now, status)

@@ -4,9 +4,9 @@ at-most-once success, as an operator would observe them (outbox state, messages 
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -257,7 +257,8 @@ def test_rate_limits_per_destination() -> None:
     limits = build_rate_limits(destinations)
 
     slack = limits[("slack", "a")]
-    assert (slack.rate, slack.capacity) == (pytest.approx(0.95), 1)  # just under 1/s
+    assert slack.rate == pytest.approx(0.95)  # just under 1/s
+    assert slack.capacity == 1
     assert limits[("pagerduty", "p")].rate == pytest.approx(2.0 * 0.95)  # 120 per minute
     assert limits[("pagerduty", "p")].capacity == 1  # no burst on top of the minute's budget
     assert limits[("zendesk", "z")].rate == pytest.approx(400 / 60 * 0.95)
@@ -386,3 +387,120 @@ async def test_retry_delays(make_dispatcher: Callable[..., Dispatcher]) -> None:
     # PagerDuty's own 429 has no Retry-After: the full step, never a jittered zero.
     assert [delay(n, status=429) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 8]
     assert all(0 <= delay(n, status=503) <= min(8, 2 ** (n - 1)) for n in range(1, 12))
+
+
+def storm_destinations(server: TestServer) -> DestinationsConfig:
+    """A slow `alerts` webhook (5 msg/s stands in for Slack's 1) and a separate `incidents`."""
+    url = server.make_url
+    return DestinationsConfig(
+        slack={
+            "alerts": SlackDestination(
+                webhook_url=SecretStr(str(url(f"/services/{WEBHOOKS['team0']}"))),
+                channel=None,
+                rate_per_second=5,
+            ),
+            "incidents": SlackDestination(
+                webhook_url=SecretStr(str(url(f"/services/{WEBHOOKS['team1']}"))),
+                channel=None,
+                rate_per_second=5,
+            ),
+        }
+    )
+
+
+async def test_a_storm_to_one_destination_does_not_delay_another(
+    make_dispatcher: Callable[..., Dispatcher], slack_server: TestServer, clock: FakeClock
+) -> None:
+    outbox = InMemoryOutbox()
+    storm = [outbox.add("slack", "alerts", message(f"cpu {i}"), clock()) for i in range(30)]
+    dispatcher = make_dispatcher(outbox, destinations=storm_destinations(slack_server))
+    dispatcher.start()
+    await outbox.wait_until(lambda: outbox.rows[storm[0]].state == "sent")
+
+    incident = outbox.add("slack", "incidents", message("API down"), clock())
+    started = time.monotonic()
+    await outbox.wait_until(lambda: outbox.rows[incident].state == "sent")
+    waited = time.monotonic() - started
+    storm_sent = sum(outbox.rows[i].state == "sent" for i in storm)
+    await dispatcher.stop()
+
+    assert waited < 1.0  # not after the storm (30 messages at ~5/s: 6 s)
+    assert storm_sent < 15
+    assert [m["text"] for m in inbox_of(slack_server).for_webhook(WEBHOOKS["team1"])] == [
+        "API down"
+    ]
+    # The storm's unsent remainder was handed back on stop: claimable now, not in 60 s.
+    unsent = [i for i in storm if outbox.rows[i].state == "pending"]
+    assert unsent and outbox.released == unsent
+    assert [d.id for d in await outbox.claim("slack", 50, clock(), 60)] == unsent
+
+
+@dataclass
+class HangingNotifier:
+    """Never answers the send of `stuck` (a request hanging past shutdown); passes the rest."""
+
+    inner: Notifier
+    stuck: int
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        if delivery.id == self.stuck:
+            await asyncio.Event().wait()
+        return await self.inner.send(delivery)
+
+
+async def test_a_cancelled_dispatcher_releases_what_it_did_not_attempt(
+    make_dispatcher: Callable[..., Dispatcher], slack_server: TestServer, clock: FakeClock
+) -> None:
+    outbox = InMemoryOutbox()
+    ids = [outbox.add("slack", "team0", message(f"m{i}"), clock()) for i in range(3)]
+    config = CONFIG.model_copy(update={"request_timeout": 0.2})
+    dispatcher = make_dispatcher(
+        outbox, config=config, wrap=lambda inner: HangingNotifier(inner, stuck=ids[0])
+    )
+    dispatcher.start()
+    await asyncio.sleep(0.2)  # the first send hangs; stop() cancels it after its timeout
+    await dispatcher.stop()
+
+    # The hanging send may have reached Slack: it keeps its lease (no quick resend)...
+    assert outbox.released == ids[1:]
+    assert outbox.rows[ids[0]].leased_until == clock() + timedelta(seconds=60)
+    # ...while a restart sends the two never attempted at once.
+    restarted = make_dispatcher(outbox)
+    await restarted.drain_once("slack")
+    assert outbox.states() == {ids[0]: "pending", ids[1]: "sent", ids[2]: "sent"}
+    assert [m["text"] for m in inbox_of(slack_server).for_webhook(WEBHOOKS["team0"])] == [
+        "m1",
+        "m2",
+    ]
+
+
+@dataclass
+class StuckReleaseOutbox(InMemoryOutbox):
+    """The in-memory outbox whose database stops answering just as leases are released."""
+
+    async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_shutdown_does_not_hang_on_releasing_leases(
+    make_dispatcher: Callable[..., Dispatcher], clock: FakeClock
+) -> None:
+    outbox = StuckReleaseOutbox()
+    ids = [outbox.add("slack", "team0", message(f"m{i}"), clock()) for i in range(3)]
+    config = CONFIG.model_copy(update={"request_timeout": 0.2})
+    dispatcher = make_dispatcher(
+        outbox, config=config, wrap=lambda inner: HangingNotifier(inner, stuck=ids[0])
+    )
+    dispatcher.release_timeout = 0.1
+    dispatcher.start()
+    await asyncio.sleep(0.2)
+
+    started = time.monotonic()
+    with capture_logs() as logs:
+        await dispatcher.stop()
+
+    assert time.monotonic() - started < 2.0  # request_timeout + 1 s, then 0.1 s to release
+    assert [e["event"] for e in logs] == ["leases_not_released"]
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("dispatch-")]
+    # Not released: the rows wait for their lease to run out, as after a crash.
+    assert all(outbox.rows[i].leased_until == clock() + timedelta(seconds=60) for i in ids)

@@ -15,6 +15,7 @@ from webhook.config import WebhookConfig
 from webhook.intake import Policy
 from webhook.payload import parse_notification
 from webhook.store import WebhookStore
+from webhook.tables import deliveries
 
 
 @pytest.fixture
@@ -147,3 +148,51 @@ async def test_group_commit_keeps_per_notification_results(
     assert [r.duplicates for r in results] == [0] + [1] * 9 + [0] * 5
     assert [r.deliveries for r in results] == [1] + [0] * 9 + [1] * 5
     assert len(await store.list_deliveries("pending", 100)) == 6
+
+
+async def leased_ids(store: WebhookStore, clock: FakeClock) -> set[int]:
+    """The deliveries holding a live lease, read from the table itself."""
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(deliveries.c.id).where(deliveries.c.lease_until > clock().timestamp())
+        )
+        return set(rows.scalars())
+
+
+async def test_a_claim_leases_at_most_its_limit(store: WebhookStore, clock: FakeClock) -> None:
+    many = [am_alert("HighCPU", "warning", instance=f"node-{i}:9100") for i in range(30)]
+    await store.accept(parsed(*many), clock())
+
+    first = await store.claim("slack", 5, clock(), 60)
+    assert len(first) == 5
+    assert await leased_ids(store, clock) == {d.id for d in first}
+
+    # Concurrent claimers (row locks contended on PostgreSQL): still at most 5 rows each.
+    batches = await asyncio.gather(*(store.claim("slack", 5, clock(), 60) for _ in range(4)))
+    assert [len(batch) for batch in batches] == [5] * 4
+    claimed = {d.id for batch in [first, *batches] for d in batch}
+    assert len(claimed) == 25
+    assert await leased_ids(store, clock) == claimed
+
+
+async def test_claim_by_destination_and_release(store: WebhookStore, clock: FakeClock) -> None:
+    storm = [am_alert("HighCPU", "warning", instance=f"node-{i}:9100") for i in range(3)]
+    await store.accept(parsed(*storm, am_alert("TenSafeAPIDown")), clock())
+    assert await store.due_destinations("slack", clock()) == ["alerts", "incidents"]
+
+    [incident] = await store.claim("slack", 10, clock(), 60, destination="incidents")
+    assert incident.destination == "incidents"
+    assert await store.due_destinations("slack", clock()) == ["alerts"]
+    held = await store.claim("slack", 10, clock(), 60, destination="alerts")
+    assert [d.destination for d in held] == ["alerts"] * 3
+    assert await store.due_destinations("slack", clock()) == []
+
+    # A stopping dispatcher gives back what it did not send: claimable right away, not
+    # after the 60 s lease; a delivery sent meanwhile stays sent.
+    await store.mark_sent(held[0].id, clock(), 200)
+    await store.release([d.id for d in held], clock())
+    clock.advance(seconds=1)
+    assert await store.due_destinations("slack", clock()) == ["alerts"]
+    again = await store.claim("slack", 10, clock(), 60)
+    assert [d.id for d in again] == [d.id for d in held[1:]]
+    assert await leased_ids(store, clock) == {incident.id, *(d.id for d in held[1:])}
