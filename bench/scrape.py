@@ -83,7 +83,7 @@ async def bench_size(series: int, scrapes: int, state_dir: Path) -> dict[str, fl
     snapshot = Snapshot.build("zendesk", fams, time.time())
     app = quiet_app(state_dir)
     runner_obj = app[RUNNER_KEY]
-    runner_obj._swap(snapshot)
+    await runner_obj._swap(snapshot)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Static(fams))
 
@@ -123,7 +123,7 @@ async def bench_slow_source(series: int, scrapes: int, state_dir: Path) -> dict[
     app = quiet_app(state_dir)
     runner_obj = app[RUNNER_KEY]
     fams = families(series)
-    runner_obj._swap(Snapshot.build("zendesk", fams, time.time()))
+    await runner_obj._swap(Snapshot.build("zendesk", fams, time.time()))
     scheduled = ScheduledSource(
         SlowUpstreamSource(f"{upstream_url}/slow", fams), SourceConfig(interval=60, timeout=30)
     )

@@ -5,6 +5,7 @@ import contextlib
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,26 +45,36 @@ def check_config(file: Path) -> None:
     click.echo(f"{file}: configuration is valid")
 
 
+def world_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--world, --scale and --seed: which simulated world to serve (sandbox and serve --demo)."""
+    options = [
+        click.option(
+            "--world",
+            "world_file",
+            type=click.Path(exists=True, path_type=Path),
+            help="Load the simulated world from this JSON/YAML file instead of generating it.",
+        ),
+        click.option(
+            "--scale",
+            type=click.FloatRange(min=0.01, max=100),
+            default=1.0,
+            show_default=True,
+            help="Multiply the default world size (300 accounts, 1,500 tickets).",
+        ),
+        click.option("--seed", type=int, default=42, show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
-@click.option(
-    "--world",
-    "world_file",
-    type=click.Path(exists=True, path_type=Path),
-    help="Load the world from this JSON/YAML file instead of generating it.",
-)
-@click.option(
-    "--scale",
-    type=click.FloatRange(min=0.01, max=100),
-    default=1.0,
-    show_default=True,
-    help="Multiply the default world size (300 accounts, 1,500 tickets).",
-)
+@world_options
 @click.option(
     "--bench-size",
     is_flag=True,
     help="The benchmark world: 20,000 accounts, 100,000 tickets, 10,000 subscriptions.",
 )
-@click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--state-dir",
     type=click.Path(path_type=Path),
@@ -140,20 +151,7 @@ async def _wait_for_signal() -> None:
     help="YAML configuration file.",
 )
 @click.option("--demo", is_flag=True, help="Run on the built-in simulated TenSafe world.")
-@click.option(
-    "--world",
-    "world_file",
-    type=click.Path(exists=True, path_type=Path),
-    help="With --demo: load the simulated world from this JSON/YAML file.",
-)
-@click.option(
-    "--scale",
-    type=click.FloatRange(min=0.01, max=100),
-    default=1.0,
-    show_default=True,
-    help="With --demo: multiply the default world size (300 accounts).",
-)
-@click.option("--seed", type=int, default=42, show_default=True)
+@world_options
 @click.option("--host", help="Listen address (overrides server.host).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Listen port (overrides server.port).")
 @click.option(
