@@ -1,7 +1,8 @@
 """The webhook half: Alertmanager notifications in, routed deliveries out.
 
-`setup` adds the routes, the sweep loop (stale alerts, SLA breaches, gauges), the Slack
-digest loop from `webhook.digester` and the dispatcher from `webhook.dispatch`, all living in
+`setup` adds the routes, the ingest loop from `webhook.ingest` (journaled notifications into
+alerts and outbox rows), the sweep loop (stale alerts, SLA breaches, gauges), the Slack digest
+loop from `webhook.digester` and the dispatcher from `webhook.dispatch`, all living in
 `cleanup_ctx`: started with the app, stopped and awaited on shutdown, after in-flight writes
 have finished.
 """
@@ -19,21 +20,30 @@ from webhook.digest_store import DigestStore
 from webhook.digester import DigestCollector, setup_digester
 from webhook.dispatch import setup_dispatcher
 from webhook.handlers import WEBHOOK_KEY, Webhook, add_routes
+from webhook.ingest import Ingester, ingester_ctx
 from webhook.intake import Policy
+from webhook.journal import Journal
 from webhook.metrics import WebhookCollector, WebhookStats
 from webhook.store import WebhookStore
 
 log = get_logger("tensafe_ops.webhook")
+INGESTER_KEY = web.AppKey("webhook_ingester", Ingester)
 
 
 def setup(app: web.Application, cfg: WebhookConfig) -> None:
     if not cfg.enabled:
         return
     store = WebhookStore(app[STATE_STORE_KEY].engine, Policy.from_config(cfg))
-    webhook = Webhook(cfg=cfg, store=store, stats=WebhookStats(), clock=app[CLOCK_KEY])
+    journal = Journal(store.engine, store.writing)
+    webhook = Webhook(
+        cfg=cfg, store=store, journal=journal, stats=WebhookStats(), clock=app[CLOCK_KEY]
+    )
     app[WEBHOOK_KEY] = webhook
     add_routes(app, cfg)
     app.cleanup_ctx.append(_sweeper)
+    ingester = Ingester(store, journal, webhook.stats, cfg.ingest, lambda: webhook.receiving)
+    app[INGESTER_KEY] = ingester
+    app.cleanup_ctx.append(ingester_ctx(ingester))
     digest_stats = setup_digester(
         app, DigestStore(store), cfg.digest, cfg.destinations.slack, app[CLOCK_KEY]
     )
@@ -54,6 +64,7 @@ async def sweep_once(webhook: Webhook) -> None:
     if result.stale:
         log.warning("stale_alerts_closed", count=len(result.stale), staleness=staleness)
     webhook.stats.gauges = await webhook.store.gauges(now)
+    webhook.stats.backlog = await webhook.journal.backlog(now)
 
 
 async def _sweep_forever(webhook: Webhook) -> None:
@@ -73,4 +84,5 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     # Accepted-but-unanswered writes (client gone) still finish before the engine closes.
+    await webhook.journal.flush()
     await asyncio.gather(*webhook.writes, return_exceptions=True)

@@ -31,7 +31,7 @@ from webhook.routing import (
     TargetSpec,
     parse_matcher,
 )
-from webhook.targets import DestinationsConfig, DigestConfig, DispatchConfig
+from webhook.targets import DestinationsConfig, DigestConfig, DispatchConfig, IngestConfig
 
 DEFAULT_RECEIVER_PATH = "/api/v1/alerts"
 
@@ -166,6 +166,7 @@ class WebhookConfig(Model):
     """PagerDuty webhooks v3 signing secrets (several during rotation); empty = endpoint off."""
     destinations: DestinationsConfig = Field(default_factory=DestinationsConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     """Schedule and size of the Slack digests (`slack_digest:<destination>` targets)."""
 

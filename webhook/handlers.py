@@ -1,7 +1,8 @@
 """HTTP handlers: Alertmanager in, acknowledgements, maintenance windows, dead letters.
 
 Status codes follow what the sender does with them: Alertmanager retries 5xx only, so 2xx
-means durably stored (alerts and their outbox rows in one transaction), 400/401/413 mean the
+means durably stored (the notification committed to the journal, from which `webhook.ingest`
+derives alerts and outbox rows in one transaction), 400/401/413 mean the
 request itself is wrong and will stay wrong, and 503 means "try again" (store unavailable).
 """
 
@@ -19,6 +20,7 @@ from tensafe_ops.clock import Clock
 from tensafe_ops.log import get_logger
 from webhook.auth import authorized, pagerduty_signature_valid
 from webhook.config import Auth, WebhookConfig
+from webhook.journal import Journal
 from webhook.metrics import WebhookStats
 from webhook.payload import PayloadError, parse_notification
 from webhook.routing import MatcherError, parse_matcher
@@ -37,9 +39,12 @@ class Webhook:
 
     cfg: WebhookConfig
     store: WebhookStore
+    journal: Journal
     stats: WebhookStats
     clock: Clock
     writes: set[asyncio.Task[Any]] = field(default_factory=set)
+    receiving: int = 0
+    """Notifications between their body and their answer (the ingester yields to them)."""
 
     async def shielded(self, work: Coroutine[Any, Any, T]) -> T:
         """Run a write to completion even if the client disconnects (aiohttp then cancels the
@@ -89,43 +94,48 @@ def receiver(auth: Auth) -> Handler:
 
     async def receive(request: web.Request) -> web.Response:
         webhook = request.app[WEBHOOK_KEY]
-        if not authorized(auth, request.headers.get("Authorization")):
-            return _unauthorized(webhook)
-        body = await read_limited(request, webhook.cfg.body_limit_bytes)
-        if body is None:
-            webhook.stats.rejected["too_large"] += 1
-            return error(413, f"body larger than {webhook.cfg.body_limit_bytes} bytes")
+        webhook.receiving += 1
         try:
-            notification = parse_notification(body)
-        except PayloadError as exc:
-            webhook.stats.rejected["bad_request"] += 1
-            return error(400, "invalid Alertmanager payload", field=exc.field, detail=exc.message)
-        now = webhook.clock()
-
-        async def persist() -> dict[str, int]:
-            result = await webhook.store.accept(notification, now)
-            stats = webhook.stats
-            for alert in notification.alerts:
-                stats.received[(webhook.store.policy.severity(alert.labels), alert.status)] += 1
-            stats.duplicates += result.duplicates
-            for severity in result.breaches:
-                stats.breaches[severity] += 1
-            return {
-                "alerts": len(notification.alerts),
-                "new": result.new_alerts,
-                "resolved": result.resolved,
-                "duplicates": result.duplicates,
-                "deliveries": result.deliveries,
-            }
-
-        try:
-            counts = await webhook.shielded(persist())
-        except _STORE_ERRORS as exc:
-            return _unavailable(webhook, exc)
-        log.info("notification_accepted", receiver=notification.receiver, **counts)
-        return web.json_response({"status": "accepted", **counts})
+            return await _receive(webhook, auth, request)
+        finally:
+            webhook.receiving -= 1
 
     return receive
+
+
+async def _receive(webhook: Webhook, auth: Auth, request: web.Request) -> web.Response:
+    if not authorized(auth, request.headers.get("Authorization")):
+        return _unauthorized(webhook)
+    body = await read_limited(request, webhook.cfg.body_limit_bytes)
+    if body is None:
+        webhook.stats.rejected["too_large"] += 1
+        return error(413, f"body larger than {webhook.cfg.body_limit_bytes} bytes")
+    try:
+        notification = parse_notification(body)
+        text = body.decode()  # the parser accepts UTF-8 only; this never fails after it
+    except (PayloadError, UnicodeDecodeError) as exc:
+        webhook.stats.rejected["bad_request"] += 1
+        field, detail = (
+            (exc.field, exc.message) if isinstance(exc, PayloadError) else ("<body>", "not UTF-8")
+        )
+        return error(400, "invalid Alertmanager payload", field=field, detail=detail)
+    try:
+        # Not shielded: the journal's commit task owns the write, a cancelled handler
+        # (client gone) only stops waiting for it.
+        stored = webhook.journal.append(text, webhook.clock())
+        journal_id = await asyncio.wait_for(stored, webhook.cfg.store_timeout)
+    except _STORE_ERRORS as exc:
+        return _unavailable(webhook, exc)
+    webhook.stats.accepted += 1
+    alerts = len(notification.alerts)
+    log.debug(  # per notification: debug; the ingest logs each batch at info
+        "notification_accepted",
+        receiver=notification.receiver,
+        group_key=notification.group_key,
+        alerts=alerts,
+        journal_id=journal_id,
+    )
+    return web.json_response({"status": "accepted", "alerts": alerts, "id": journal_id})
 
 
 def api(handler: Handler) -> Handler:

@@ -17,6 +17,7 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 
 from webhook.dispatch import DeliveryStats
+from webhook.journal import Backlog
 from webhook.routing import SEVERITIES
 from webhook.sla import ACK_BUCKETS
 from webhook.store import Gauges
@@ -59,10 +60,14 @@ class WebhookStats:
     stale_closed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     pagerduty_webhooks: Counter[str] = field(default_factory=Counter)
+    accepted: int = 0
+    ingested: int = 0
+    ingest_failures: int = 0
     ack_seconds: dict[str, AckHistogram] = field(
         default_factory=lambda: {s: AckHistogram() for s in SEVERITIES}
     )
     gauges: Gauges | None = None
+    backlog: Backlog | None = None
 
     def record_ack(self, severity: str, seconds: float) -> None:
         self.ack_seconds.setdefault(severity, AckHistogram()).observe(seconds)
@@ -82,6 +87,7 @@ class WebhookCollector:
     def collect(self) -> Iterator[Metric]:
         yield from self._counters()
         yield from self._gauges()
+        yield from self._backlog()
         ack = HistogramMetricFamily(
             "tensafe_webhook_time_to_acknowledge_seconds",
             "Seconds from first receipt of a firing alert to its acknowledgement (API or "
@@ -154,6 +160,54 @@ class WebhookCollector:
         for kind, n in sorted(stats.pagerduty_webhooks.items()):
             pd.add_metric([kind], n)
         yield pd
+        accepted = _counter(
+            "tensafe_webhook_notifications_accepted",
+            "Alertmanager notifications stored in the journal and answered 2xx.",
+            [],
+        )
+        accepted.add_metric([], stats.accepted)
+        yield accepted
+        ingested = _counter(
+            "tensafe_webhook_notifications_ingested",
+            "Journaled notifications turned into alert records and deliveries (by this "
+            "replica; any replica may ingest what another accepted).",
+            [],
+        )
+        ingested.add_metric([], stats.ingested)
+        yield ingested
+        failures = _counter(
+            "tensafe_webhook_notifications_set_aside",
+            "Journaled notifications that could not be ingested and were set aside as failed "
+            "(kept in the journal for a human).",
+            [],
+        )
+        failures.add_metric([], stats.ingest_failures)
+        yield failures
+
+    def _backlog(self) -> Iterator[Metric]:
+        backlog = self.stats.backlog
+        if backlog is None:
+            return
+        pending = GaugeMetricFamily(
+            "tensafe_webhook_journal_pending",
+            "Accepted notifications not yet ingested." + CACHED,
+        )
+        pending.add_metric([], backlog.pending)
+        yield pending
+        failed = GaugeMetricFamily(
+            "tensafe_webhook_journal_failed",
+            "Notifications set aside as failed, waiting for a human." + CACHED,
+        )
+        failed.add_metric([], backlog.failed)
+        yield failed
+        lag = GaugeMetricFamily(
+            "tensafe_webhook_journal_oldest_pending_age_seconds",
+            "Age of the oldest notification not yet ingested, at the last sweep; 0 when none "
+            "is pending." + CACHED,
+        )
+        oldest = backlog.oldest_received_at
+        lag.add_metric([], max(0.0, (backlog.read_at - oldest).total_seconds()) if oldest else 0.0)
+        yield lag
 
     def _gauges(self) -> Iterator[Metric]:
         gauges = self.stats.gauges

@@ -5,14 +5,15 @@ field); lenient on fields newer releases add (`notification_reason` v0.32, `rout
 and on anything unknown, which is kept but ignored.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 Status = Literal["firing", "resolved"]
 KV = dict[str, str]
 Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+_NO_OFFSET = timedelta(0)
 _ZERO_TIME_YEAR = 1  # Go's zero time 0001-01-01T00:00:00Z: "no end yet" for firing alerts
 
 
@@ -24,27 +25,12 @@ class Alert(_Lenient):
     status: Status
     labels: KV
     annotations: KV
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime = Field(alias="endsAt")
+    # Strict: an RFC 3339 string with a zone, not epoch numbers. No Python validators here:
+    # they ran 20 times per 10-alert notification, 40% of parsing (see parse_notification).
+    starts_at: AwareDatetime = Field(alias="startsAt", strict=True)
+    ends_at: AwareDatetime = Field(alias="endsAt", strict=True)
     generator_url: str = Field(alias="generatorURL")
     fingerprint: Fingerprint
-
-    @field_validator("starts_at", "ends_at", mode="before")
-    @classmethod
-    def _rfc3339_string(cls, value: object) -> object:
-        if not isinstance(value, str):
-            raise ValueError("expected an RFC 3339 timestamp string")  # not epoch numbers
-        return value
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("timestamp must carry a time zone (RFC 3339)")
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-            raise ValueError("timestamp out of range") from None
 
     @property
     def end(self) -> datetime | None:
@@ -83,10 +69,30 @@ def parse_notification(body: bytes) -> Notification:
         # text cannot store it: refuse it as bad input rather than fail the write (5xx).
         raise PayloadError("<body>", "NUL characters (\\u0000) are not allowed")
     try:
-        return Notification.model_validate_json(body)
+        notification = Notification.model_validate_json(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "<body>"
         if first["type"] == "json_invalid":
             where = "<body>"
         raise PayloadError(where, first["msg"]) from None
+    if all(_is_utc(a.starts_at) and _is_utc(a.ends_at) for a in notification.alerts):
+        return notification  # what Alertmanager sends: times in UTC ("Z")
+    return notification.model_copy(
+        update={"alerts": [_in_utc(index, a) for index, a in enumerate(notification.alerts)]}
+    )
+
+
+def _is_utc(moment: datetime) -> bool:
+    return moment.utcoffset() == _NO_OFFSET
+
+
+def _in_utc(index: int, alert: Alert) -> Alert:
+    """Times with another offset, moved to UTC (stored and compared as UTC everywhere)."""
+    moved = {}
+    for name, alias in (("starts_at", "startsAt"), ("ends_at", "endsAt")):
+        try:
+            moved[name] = getattr(alert, name).astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise PayloadError(f"alerts.{index}.{alias}", "timestamp out of range") from None
+    return alert.model_copy(update=moved)

@@ -1,8 +1,9 @@
 """Durable webhook state over SQLite or PostgreSQL (SQLAlchemy Core, async).
 
-`accept` writes a whole notification — alerts and the deliveries they cause — in ONE
-transaction (the outbox). Idempotency comes from unique keys, not from locks in this process,
-so it holds across replicas sharing one PostgreSQL database:
+`apply` writes what a batch of journaled notifications causes — alerts and the deliveries
+they cause (the outbox) — in the ingest transaction that removes them from the journal
+(`webhook.journal`, `webhook.ingest`). Idempotency comes from unique keys, not from locks in
+this process, so it holds across replicas sharing one PostgreSQL database:
 - `webhook_seen` (fingerprint, startsAt, status): the first insert wins, later ones are
   duplicates and change nothing but the alert's last-seen time;
 - `webhook_alerts` (fingerprint, startsAt): one record per alert occurrence;
@@ -11,7 +12,6 @@ Every state change that feeds a counter (breach, ack, stale close) is a conditio
 RETURNING, so exactly one replica observes it.
 """
 
-import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,8 +56,6 @@ from webhook.tables import alerts, deliveries, maintenance, pagerduty_webhooks, 
 
 __all__ = ["AckResult", "ConflictError", "NotFoundError", "WebhookStore"]
 
-GROUP_COMMIT_MAX = 64
-"""Notifications committed together at most (the rest wait for the next transaction)."""
 SEEN_RETENTION = 7 * 86400.0
 """Seconds a (fingerprint, startsAt, status) key is kept for duplicate detection."""
 
@@ -105,69 +103,42 @@ class WebhookStore(SqlOutbox):
     def __init__(self, engine: AsyncEngine, policy: Policy) -> None:
         super().__init__(engine, policy.destinations)
         self.policy = policy
-        self._waiting: list[tuple[Notification, datetime, asyncio.Future[AcceptResult]]] = []
-        self._committer: asyncio.Task[None] | None = None
 
-    # -- receiving -------------------------------------------------------------------------
+    # -- ingesting (webhook.ingest calls this for a batch of journal entries) ------------
 
-    async def accept(self, notification: Notification, now: datetime) -> AcceptResult:
-        """Store a notification; returns once it is committed (with whatever else was waiting:
-        concurrent notifications share one transaction, a group commit)."""
-        future: asyncio.Future[AcceptResult] = asyncio.get_running_loop().create_future()
-        self._waiting.append((notification, now, future))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_waiting(), name="webhook-commit")
-        return await future
-
-    async def _commit_waiting(self) -> None:
-        while self._waiting:
-            batch = self._waiting[:GROUP_COMMIT_MAX]
-            del self._waiting[:GROUP_COMMIT_MAX]
-            try:
-                results = await self._accept_batch([(n, now) for n, now, _ in batch])
-            except Exception as exc:  # the whole transaction failed: every waiter gets 503
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            except asyncio.CancelledError:
-                for *_, future in batch:
-                    future.cancel()
-                raise
-            for (*_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-
-    async def _accept_batch(
-        self, batch: Sequence[tuple[Notification, datetime]]
+    async def apply(
+        self, conn: AsyncConnection, batch: Sequence[tuple[Notification, datetime]]
     ) -> list[AcceptResult]:
+        """Write what the notifications cause, inside the caller's transaction; `now` of each
+        is when it was received (first receipt, respond-by)."""
         results = [AcceptResult() for _ in batch]
         received = [
             Received(index, notification, alert, now)
             for index, (notification, now) in enumerate(batch)
             for alert in notification.alerts
         ]
+        if not received:
+            return results
         # One lock order for every writer, so two replicas cannot deadlock on the same alerts;
         # within a key, the earlier notification comes first and is the one that counts.
         received.sort(key=lambda r: (occurrence_key(r.alert), r.index))
-        async with self.writing() as conn:
-            first_keys = await first_sights(conn, [(r.alert, r.now) for r in received])
-            nows = [now for _, now in batch]
-            windows = await active_windows(conn, min(nows), max(nows))
-            new_firing: list[Received] = []
-            new_resolved: list[Received] = []
-            for item in received:
-                key = occurrence_key(item.alert)
-                if key not in first_keys:
-                    results[item.index].duplicates += 1
-                    if item.alert.status == "firing":
-                        await touch(conn, item.alert, item.now)
-                    continue
-                first_keys.discard(key)  # a later copy in this batch is a duplicate
-                (new_firing if item.alert.status == "firing" else new_resolved).append(item)
-            await self._firing(conn, new_firing, windows, results)
-            for item in new_resolved:
-                await self._resolved(conn, item, windows, results[item.index])
+        first_keys = await first_sights(conn, [(r.alert, r.now) for r in received])
+        nows = [now for _, now in batch]
+        windows = await active_windows(conn, min(nows), max(nows))
+        new_firing: list[Received] = []
+        new_resolved: list[Received] = []
+        for item in received:
+            key = occurrence_key(item.alert)
+            if key not in first_keys:
+                results[item.index].duplicates += 1
+                if item.alert.status == "firing":
+                    await touch(conn, item.alert, item.now)
+                continue
+            first_keys.discard(key)  # a later copy in this batch is a duplicate
+            (new_firing if item.alert.status == "firing" else new_resolved).append(item)
+        await self._firing(conn, new_firing, windows, results)
+        for item in new_resolved:
+            await self._resolved(conn, item, windows, results[item.index])
         return results
 
     async def _firing(

@@ -106,3 +106,18 @@ digest_items = sa.Table(
     sa.UniqueConstraint("alert_id", "destination", name="uq_webhook_digest_items_alert"),
     sa.Index("ix_webhook_digest_items_pending", "destination", "state", "id"),
 )
+
+notifications = sa.Table(
+    "webhook_notifications",
+    metadata,
+    # The journal: each accepted notification as received, stored before the 2xx and deleted
+    # in the transaction that writes the alerts and deliveries it causes (webhook.ingest).
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending, or failed (kept for a human)
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_webhook_notifications_state", "state", "id"),
+    sqlite_autoincrement=True,  # rows are deleted: without it SQLite would reuse their ids
+)

@@ -63,6 +63,20 @@ class DispatchConfig(Model):
         return self
 
 
+class IngestConfig(Model):
+    """How journaled notifications are turned into alerts and deliveries (webhook.ingest)."""
+
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 32
+    """Notifications applied per transaction."""
+    busy_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """While notifications are coming in, ingesting pauses so it takes at most this share of
+    the time: answering Alertmanager comes first; the journal holds the rest."""
+    max_attempts: Annotated[int, Field(ge=1)] = 5
+    """A notification that fails to ingest this many times alone is set aside as failed."""
+    poll_interval: Seconds = 1.0
+    """How often an idle replica looks for notifications other replicas journaled."""
+
+
 SLACK_DIGEST_MAX_ALERTS = 48
 """Slack allows 50 blocks per message: a header, one section per alert and a context footer."""
 

@@ -1,6 +1,7 @@
 """Real-shaped Alertmanager notifications and a webhook-enabled app for the receiver tests."""
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from aiohttp import web
 from tensafe_ops.app import make_app
 from tensafe_ops.clock import Clock
 from tensafe_ops.settings import parse_settings
+from webhook import INGESTER_KEY
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "am-token-5f1c0a"
@@ -161,3 +163,22 @@ def config_file(settings: dict[str, Any]) -> tuple[str, dict[str, str]]:
         return value
 
     return yaml.safe_dump(walk(settings)), env
+
+
+async def ingest(app: web.Application) -> None:
+    """Ingest everything journaled now (the background loop would, a moment later)."""
+    await app[INGESTER_KEY].catch_up()
+
+
+def ingested(apps: Iterable[web.Application], journal_id: int) -> dict[str, int]:
+    """What ingesting one journal entry caused, whichever replica ingested it."""
+    for app in apps:
+        result = app[INGESTER_KEY].recent.get(journal_id)
+        if result is not None:
+            return {
+                "new": result.new_alerts,
+                "resolved": result.resolved,
+                "duplicates": result.duplicates,
+                "deliveries": result.deliveries,
+            }
+    raise AssertionError(f"journal entry {journal_id} was not ingested")

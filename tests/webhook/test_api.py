@@ -11,7 +11,16 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FakeClock
-from tests.webhook.am import API, AUTH, PD_SECRET, am_alert, load, notification, webhook_app
+from tests.webhook.am import (
+    API,
+    AUTH,
+    PD_SECRET,
+    am_alert,
+    ingest,
+    load,
+    notification,
+    webhook_app,
+)
 from webhook import sweep_once
 from webhook.handlers import WEBHOOK_KEY
 
@@ -26,6 +35,7 @@ async def start(
 async def receive(client: TestClient, body: dict[str, Any]) -> None:  # type: ignore[type-arg]
     response = await client.post("/api/v1/alerts", json=body, headers=AUTH)
     assert response.status == 200, await response.text()
+    await ingest(client.app)
 
 
 async def only_alert(client: TestClient) -> dict[str, Any]:  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ from tensafe_ops.sandbox import pagerduty_events_api, slack_api, zendesk_api
 from tensafe_ops.sandbox.faults import Faults
 from tensafe_ops.sandbox.world import World, WorldSize, generate
 from tests.conftest import FakeClock
-from tests.webhook.am import API, AUTH, load, webhook_app
+from tests.webhook.am import API, AUTH, ingest, load, webhook_app
 
 CONTRACT = json.loads(
     (Path(__file__).resolve().parents[3] / "shared/contracts/alertmanager-webhook.json").read_text()
@@ -104,6 +104,7 @@ async def deliveries_in(
 async def post(client: TestClient[Any, Any], body: Any) -> None:
     response = await client.post("/api/v1/alerts", json=body, headers=AUTH)
     assert response.status == 200, await response.text()
+    await ingest(client.app)
 
 
 async def test_critical_pages_and_posts_then_resolves(

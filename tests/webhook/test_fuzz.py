@@ -1,5 +1,6 @@
 """Property: whatever Alertmanager (or anything else) posts, the receiver answers 200, 400 or
-413 — never 5xx — and 200 only for bodies the schema accepts."""
+413 — never 5xx — and 200 only for bodies the schema accepts; and whatever it accepted
+ingests cleanly (nothing set aside as failed) on SQLite and on PostgreSQL."""
 
 import json
 import os
@@ -12,7 +13,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FakeClock
-from tests.webhook.am import AUTH, am_alert, notification, webhook_app
+from tests.webhook.am import AUTH, am_alert, ingest, notification, webhook_app
+from webhook.handlers import WEBHOOK_KEY
 
 SCALE = float(os.environ.get("FUZZ_SCALE", "1"))  # e.g. FUZZ_SCALE=10 for a long soak
 QUIET = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
@@ -99,6 +101,13 @@ async def test_structured_payloads_never_5xx(
         assert answer["field"] and answer["detail"]
     else:
         assert answer["alerts"] == len(body["alerts"])
+        await ingested_cleanly(client)
+
+
+async def ingested_cleanly(client: TestClient) -> None:  # type: ignore[type-arg]
+    await ingest(client.app)
+    stats = client.app[WEBHOOK_KEY].stats
+    assert stats.ingest_failures == 0 and stats.accepted == stats.ingested
 
 
 @RAW
@@ -123,3 +132,5 @@ async def test_structured_payloads_never_5xx_on_postgres(
         test_structured_payloads_never_5xx_on_postgres.client = client  # type: ignore[attr-defined]
     response = await client.post("/api/v1/alerts", data=json.dumps(body), headers=AUTH)
     assert response.status in (200, 400), await response.text()
+    if response.status == 200:
+        await ingested_cleanly(client)

@@ -23,6 +23,8 @@ from tests.webhook.am import (
     AUTH,
     am_alert,
     config_file,
+    ingest,
+    ingested,
     load,
     notification,
     resolved,
@@ -43,9 +45,22 @@ async def start(
     return client
 
 
-async def post(client: TestClient, body: Any, headers: dict[str, str] = AUTH) -> tuple[int, Any]:  # type: ignore[type-arg]
-    response = await client.post("/api/v1/alerts", json=body, headers=headers)
-    return response.status, await response.json()
+async def post(
+    client: TestClient,  # type: ignore[type-arg]
+    body: Any,
+    headers: dict[str, str] = AUTH,
+    replicas: tuple[TestClient, ...] = (),  # type: ignore[type-arg]
+    path: str = "/api/v1/alerts",
+) -> tuple[int, Any]:
+    """POST a notification; once it is accepted, ingest it and add what that caused."""
+    response = await client.post(path, json=body, headers=headers)
+    answer = await response.json()
+    if response.status == 200:
+        apps = [c.app for c in (client, *replicas)]
+        for app in apps:
+            await ingest(app)
+        answer |= ingested(apps, answer["id"])
+    return response.status, answer
 
 
 async def alerts(client: TestClient, **query: str) -> list[dict[str, Any]]:  # type: ignore[type-arg]
@@ -71,6 +86,7 @@ async def test_firing_is_stored_with_its_pages(
     assert body == {
         "status": "accepted",
         "alerts": 2,
+        "id": 1,
         "new": 2,
         "resolved": 0,
         "duplicates": 0,
@@ -251,9 +267,8 @@ async def test_basic_auth_receiver_and_explicit_none(
     wrong = "Basic " + base64.b64encode(b"am:nope").decode()
     assert (await post(client, good, headers={"Authorization": wrong}))[0] == 401
     assert (await post(client, good, headers={"Authorization": ok}))[0] == 200
-    response = await client.post("/api/v1/alerts/open", json=good)
-    assert response.status == 200
-    assert (await response.json())["duplicates"] == 1
+    status, body = await post(client, good, headers={}, path="/api/v1/alerts/open")
+    assert (status, body["duplicates"]) == (200, 1)
 
 
 async def test_store_unavailable_answers_503(aiohttp_client, tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
@@ -275,14 +290,12 @@ async def test_a_cancelled_request_still_finishes_its_write(
 ) -> None:  # type: ignore[no-untyped-def]
     client = await start(aiohttp_client, tmp_path, state_db_url, clock)
     webhook = client.app[WEBHOOK_KEY]
-    from webhook.payload import parse_notification
-
-    parsed = parse_notification(json.dumps(load("tensafe_api_down.json")).encode())
+    body = json.dumps(load("tensafe_api_down.json"))
     gate = asyncio.Event()
 
     async def slow_accept() -> object:
         await gate.wait()
-        return await webhook.store.accept(parsed, clock())
+        return await webhook.journal.append(body, clock())
 
     handler = asyncio.create_task(webhook.shielded(slow_accept()))
     await asyncio.sleep(0)
@@ -290,6 +303,7 @@ async def test_a_cancelled_request_still_finishes_its_write(
     gate.set()
     await asyncio.gather(*webhook.writes)
     assert handler.cancelled()
+    await ingest(client.app)
     assert [a["alertname"] for a in await alerts(client)] == ["TenSafeAPIDown"]
 
 
@@ -297,7 +311,9 @@ async def test_two_replicas_share_one_postgres(aiohttp_client, tmp_path, pg_url,
     one = await start(aiohttp_client, tmp_path / "a", pg_url, clock)
     two = await start(aiohttp_client, tmp_path / "b", pg_url, clock)
     payload = load("tensafe_api_down.json")
-    results = await asyncio.gather(*(post(c, payload) for c in (one, two, one, two)))
+    results = await asyncio.gather(
+        *(post(c, payload, replicas=(one, two)) for c in (one, two, one, two))
+    )
     assert [r[0] for r in results] == [200] * 4
     assert sum(r[1]["new"] for r in results) == 1
     assert sum(r[1]["deliveries"] for r in results) == 2
@@ -306,7 +322,9 @@ async def test_two_replicas_share_one_postgres(aiohttp_client, tmp_path, pg_url,
         sent = await deliveries(client)
         assert sorted(d["target"] for d in sent) == ["pagerduty", "slack"]
     later = resolved(payload["alerts"][0], datetime(2026, 11, 27, 12, 5, tzinfo=UTC))
-    results = await asyncio.gather(*(post(c, notification(later)) for c in (one, two)))
+    results = await asyncio.gather(
+        *(post(c, notification(later), replicas=(one, two)) for c in (one, two))
+    )
     assert sum(r[1]["resolved"] for r in results) == 1
     assert sorted(d["kind"] for d in await deliveries(one)) == [
         "message",
@@ -483,22 +501,27 @@ async def test_sigkill_mid_storm_loses_no_accepted_alert_and_pages_once(
     process = await serve(config, port)  # restart on the same state
     try:
         async with aiohttp.ClientSession() as session:
-            assert acked_before_kill <= await stored_fingerprints(session)  # none lost
+            async with asyncio.timeout(20):  # the journal is ingested after the restart
+                while True:
+                    if acked_before_kill <= await stored_fingerprints(session):  # none lost
+                        break
+                    await asyncio.sleep(0.1)
             await asyncio.gather(*(send(session, body) for body in storm))  # Alertmanager retries
+            every = {a["fingerprint"] for body in storm for a in body["alerts"]}
             async with asyncio.timeout(20):
                 while True:
                     async with session.get(f"{api}/deliveries?state=pending", headers=API) as r:
-                        if not (await r.json())["deliveries"]:
-                            break
+                        pending = (await r.json())["deliveries"]
+                    stored = await stored_fingerprints(session)
+                    if not pending and stored == every:
+                        break
                     await asyncio.sleep(0.1)
-            stored = await stored_fingerprints(session)
             async with session.get(f"{api}/deliveries?state=sent&limit=1000", headers=API) as r:
                 sent = (await r.json())["deliveries"]
     finally:
         process.terminate()
         await process.wait()
-    every = {a["fingerprint"] for body in storm for a in body["alerts"]}
-    assert stored == every and len(sent) == 100  # one page per alert, all sent
+    assert len(sent) == 100  # one page per alert, all sent
     for fingerprint in every:
         page = events.alert(f"tensafe:{fingerprint}")
         assert page is not None and page.openings == 1  # sent once (a re-send is deduplicated)

@@ -2,8 +2,8 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,8 +13,8 @@ from tests.conftest import FakeClock
 from tests.webhook.am import am_alert, notification, resolved, webhook_settings
 from webhook.config import WebhookConfig
 from webhook.intake import Policy
-from webhook.payload import parse_notification
-from webhook.store import WebhookStore
+from webhook.payload import Notification, parse_notification
+from webhook.store import AcceptResult, WebhookStore
 from webhook.tables import deliveries
 
 
@@ -31,11 +31,24 @@ def parsed(*alerts: dict[str, object]):  # type: ignore[no-untyped-def]
     return parse_notification(json.dumps(notification(*alerts)).encode())
 
 
+async def accept_all(
+    store: WebhookStore, batch: Sequence[Notification], now: datetime
+) -> list[AcceptResult]:
+    """What ingesting `batch` in one transaction does (webhook.ingest without the journal)."""
+    async with store.writing() as conn:
+        return await store.apply(conn, [(n, now) for n in batch])
+
+
+async def accept(store: WebhookStore, notification: Notification, now: datetime) -> AcceptResult:
+    [result] = await accept_all(store, [notification], now)
+    return result
+
+
 async def test_claims_never_overlap_and_leases_expire(
     store: WebhookStore, clock: FakeClock
 ) -> None:
     many = [am_alert("HighCPU", "warning", instance=f"node-{i}:9100") for i in range(30)]
-    result = await store.accept(parsed(*many), clock())
+    result = await accept(store, parsed(*many), clock())
     assert result.deliveries == 30
     batches = await asyncio.gather(*(store.claim("slack", 10, clock(), 60) for _ in range(4)))
     ids = [d.id for batch in batches for d in batch]
@@ -46,7 +59,7 @@ async def test_claims_never_overlap_and_leases_expire(
 
 
 async def test_retry_waits_sent_is_final(store: WebhookStore, clock: FakeClock) -> None:
-    await store.accept(parsed(am_alert("TenSafeAPIDown")), clock())
+    await accept(store, parsed(am_alert("TenSafeAPIDown")), clock())
     page, note = await store.claim("pagerduty", 10, clock(), 60) + await store.claim(
         "slack", 10, clock(), 60
     )
@@ -65,11 +78,11 @@ async def test_stale_alerts_are_closed_and_their_pages_resolved(
 ) -> None:
     quiet = am_alert("DatabaseDown", instance="db-1:5432")
     chatty = am_alert("DatabaseDown", instance="db-2:5432")
-    await store.accept(parsed(quiet, chatty), clock())
+    await accept(store, parsed(quiet, chatty), clock())
     assert await store.staleness(None, 43200) == 43200  # no repeat seen yet: the default
     for _ in range(3):  # Alertmanager repeats `chatty` every 4 h; `quiet` was silenced
         clock.advance(hours=4)
-        await store.accept(parsed(chatty), clock())
+        await accept(store, parsed(chatty), clock())
     staleness = await store.staleness(None, 43200)
     assert staleness == 3 * 4 * 3600
     clock.advance(seconds=1)
@@ -83,7 +96,7 @@ async def test_stale_alerts_are_closed_and_their_pages_resolved(
     ]
     assert (await store.sweep(clock(), staleness)).stale == []
     # The real resolve arriving late closes it for good and tells Slack; no second PD resolve.
-    late = await store.accept(parsed(resolved(quiet, clock())), clock())
+    late = await accept(store, parsed(resolved(quiet, clock())), clock())
     assert late.resolved == 1 and late.deliveries == 1
 
 
@@ -91,9 +104,9 @@ async def test_ha_duplicates_seconds_apart_are_not_a_repeat_interval(
     store: WebhookStore, clock: FakeClock
 ) -> None:
     alert = am_alert("HighLatencyP95", "warning")
-    await store.accept(parsed(alert), clock())
+    await accept(store, parsed(alert), clock())
     clock.advance(seconds=15)  # the second Alertmanager of the pair, peer_timeout later
-    await store.accept(parsed(alert), clock())
+    await accept(store, parsed(alert), clock())
     assert await store.staleness(None, 43200) == 43200
     assert await store.staleness(600, 43200) == 600  # explicit configuration wins
 
@@ -102,13 +115,13 @@ async def test_silenced_critical_breaches_before_going_stale(
     store: WebhookStore, clock: FakeClock
 ) -> None:
     alert = am_alert("PrivacyBudgetExhausted", tenant="acct_00007")
-    await store.accept(parsed(alert), clock())
+    await accept(store, parsed(alert), clock())
     clock.advance(hours=13)  # never repeated (silenced): past respond_by and past 12 h staleness
     result = await store.sweep(clock(), 43200)
     assert (result.breaches, result.stale) == (["critical"], ["critical"])
     clock.advance(days=8)  # the seen key expires; a very late duplicate still pages nobody
     await store.sweep(clock(), 43200)
-    again = await store.accept(parsed(alert), clock())
+    again = await accept(store, parsed(alert), clock())
     assert (again.new_alerts, again.deliveries) == (0, 0)
 
 
@@ -138,12 +151,12 @@ async def test_migration_downgrades_and_upgrades_again(state_db_url: str) -> Non
         await engine.dispose()
 
 
-async def test_group_commit_keeps_per_notification_results(
+async def test_a_batch_keeps_per_notification_results(
     store: WebhookStore, clock: FakeClock
 ) -> None:
     same = parsed(am_alert("QueueBacklog", "warning", queue="training"))
     others = [parsed(am_alert("HighMemory", "warning", instance=f"w-{i}")) for i in range(5)]
-    results = await asyncio.gather(*(store.accept(n, clock()) for n in [same] * 10 + others))
+    results = await accept_all(store, [same] * 10 + others, clock())
     assert [r.new_alerts for r in results] == [1] + [0] * 9 + [1] * 5  # the first copy counts
     assert [r.duplicates for r in results] == [0] + [1] * 9 + [0] * 5
     assert [r.deliveries for r in results] == [1] + [0] * 9 + [1] * 5
@@ -161,7 +174,7 @@ async def leased_ids(store: WebhookStore, clock: FakeClock) -> set[int]:
 
 async def test_a_claim_leases_at_most_its_limit(store: WebhookStore, clock: FakeClock) -> None:
     many = [am_alert("HighCPU", "warning", instance=f"node-{i}:9100") for i in range(30)]
-    await store.accept(parsed(*many), clock())
+    await accept(store, parsed(*many), clock())
 
     first = await store.claim("slack", 5, clock(), 60)
     assert len(first) == 5
@@ -177,7 +190,7 @@ async def test_a_claim_leases_at_most_its_limit(store: WebhookStore, clock: Fake
 
 async def test_claim_by_destination_and_release(store: WebhookStore, clock: FakeClock) -> None:
     storm = [am_alert("HighCPU", "warning", instance=f"node-{i}:9100") for i in range(3)]
-    await store.accept(parsed(*storm, am_alert("TenSafeAPIDown")), clock())
+    await accept(store, parsed(*storm, am_alert("TenSafeAPIDown")), clock())
     assert await store.due_destinations("slack", clock()) == ["alerts", "incidents"]
 
     [incident] = await store.claim("slack", 10, clock(), 60, destination="incidents")
