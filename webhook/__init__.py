@@ -18,7 +18,7 @@ from tensafe_ops.log import get_logger
 from webhook.config import WebhookConfig
 from webhook.digest_store import DigestStore
 from webhook.digester import DigestCollector, setup_digester
-from webhook.dispatch import setup_dispatcher
+from webhook.dispatch import WakeUp, setup_dispatcher
 from webhook.handlers import WEBHOOK_KEY, Webhook, add_routes
 from webhook.ingest import Ingester, ingester_ctx
 from webhook.intake import Policy
@@ -41,13 +41,19 @@ def setup(app: web.Application, cfg: WebhookConfig) -> None:
     app[WEBHOOK_KEY] = webhook
     add_routes(app, cfg)
     app.cleanup_ctx.append(_sweeper)
-    ingester = Ingester(store, journal, webhook.stats, cfg.ingest, lambda: webhook.receiving)
+    ingester = Ingester(
+        store, journal, webhook.stats, cfg.ingest, app[CLOCK_KEY], lambda: webhook.receiving
+    )
     app[INGESTER_KEY] = ingester
     app.cleanup_ctx.append(ingester_ctx(ingester))
     digest_stats = setup_digester(
         app, DigestStore(store), cfg.digest, cfg.destinations.slack, app[CLOCK_KEY]
     )
-    delivery_stats = setup_dispatcher(app, store, cfg.destinations, cfg.dispatch, app[CLOCK_KEY])
+    wake_up = WakeUp()
+    ingester.on_ingested = wake_up.notify
+    delivery_stats = setup_dispatcher(
+        app, store, cfg.destinations, cfg.dispatch, app[CLOCK_KEY], wake_up
+    )
     app[SELF_REGISTRY_KEY].register(WebhookCollector(webhook.stats, delivery_stats))
     app[SELF_REGISTRY_KEY].register(DigestCollector(digest_stats))
 

@@ -20,7 +20,6 @@ hold the same row) and sends them in claim order. Rules:
 """
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +75,23 @@ def build_rate_limits(destinations: DestinationsConfig) -> dict[tuple[Target, st
     return limits
 
 
+class WakeUp:
+    """Tells the dispatcher's loops that deliveries were just added (the ingester calls
+    `notify`), so a page goes out at once rather than at the next poll."""
+
+    def __init__(self) -> None:
+        self._events: list[asyncio.Event] = []
+
+    def event(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._events.append(event)
+        return event
+
+    def notify(self) -> None:
+        for event in self._events:
+            event.set()
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -85,7 +101,9 @@ class Dispatcher:
         clock: Clock,
         config: DispatchConfig,
         stats: DeliveryStats | None = None,
+        wake_up: WakeUp | None = None,
     ) -> None:
+        self.wake_up = wake_up if wake_up is not None else WakeUp()
         self.outbox = outbox
         self.notifiers = notifiers
         self.limits = limits
@@ -119,8 +137,10 @@ class Dispatcher:
         destination drains at its own rate: a storm to one Slack webhook (1 msg/s) does not
         hold back the messages of another."""
         draining: dict[str, asyncio.Task[None]] = {}
+        woken = self.wake_up.event()
         try:
             while not self.stopping.is_set():
+                woken.clear()  # before looking: deliveries added after it wake us again
                 try:
                     due = await self.outbox.due_destinations(target, self.clock())
                 except Exception:  # the outbox may be briefly unavailable; keep the loop alive
@@ -133,11 +153,21 @@ class Dispatcher:
                             self.drain_destination(target, destination),
                             name=f"dispatch-{target}-{destination}",
                         )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), self.config.poll_interval)
+                await self._sleep(woken)
         finally:
             # Cancelling this task cancels these too (each releases the batch it holds).
             await asyncio.gather(*draining.values(), return_exceptions=True)
+
+    async def _sleep(self, woken: asyncio.Event) -> None:
+        """Until the poll interval has passed, new deliveries were added, or we stop."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (woken, self.stopping)]
+        try:
+            await asyncio.wait(
+                waits, timeout=self.config.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def drain_destination(self, target: Target, destination: str) -> None:
         """Claim and send batches for one destination until a batch is not full."""
@@ -279,6 +309,7 @@ def setup_dispatcher(
     destinations: DestinationsConfig,
     dispatch_config: DispatchConfig,
     clock: Clock,
+    wake_up: WakeUp | None = None,
 ) -> DeliveryStats:
     """Run the dispatcher for the app's lifetime: one shared ClientSession and one loop per
     target, started on startup and stopped (in-flight sends finished) on cleanup. Register
@@ -292,8 +323,9 @@ def setup_dispatcher(
             notifiers = build_notifiers(
                 session, destinations, timeout=dispatch_config.request_timeout
             )
+            limits = build_rate_limits(destinations)
             dispatcher = Dispatcher(
-                outbox, notifiers, build_rate_limits(destinations), clock, dispatch_config, stats
+                outbox, notifiers, limits, clock, dispatch_config, stats, wake_up
             )
             dispatcher.start()
             try:

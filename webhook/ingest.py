@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
+from tensafe_ops.clock import Clock
 from tensafe_ops.log import get_logger
 from webhook.journal import Entry, Journal, claim, set_aside
 from webhook.metrics import WebhookStats
@@ -58,27 +59,37 @@ class Ingester:
         journal: Journal,
         stats: WebhookStats,
         config: IngestConfig,
+        clock: Clock,
         receiving: Callable[[], int] = lambda: 0,
     ) -> None:
+        self.clock = clock
+        self.lag = 0.0
+        """Seconds the oldest entry of the last batch had waited."""
         self.store = store
         self.journal = journal
         self.stats = stats
         self.config = config
         self.receiving = receiving
         """How many notifications are being received right now (the handler counts them)."""
-        self.ingested = asyncio.Event()
-        """Set after every batch that wrote something: the dispatcher's wake-up."""
+        self.on_ingested: Callable[[], None] = lambda: None
+        """Called after every batch that wrote something (the dispatcher's wake-up)."""
         self.recent: OrderedDict[int, AcceptResult] = OrderedDict()
         """What the last ingested entries caused, by journal id (bounded; for logs and tests)."""
         self._lock = asyncio.Lock()
         self.stopping = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
 
     async def ingest_once(self) -> int:
-        """Ingest the oldest pending batch; returns how many entries were handled."""
+        """Ingest the oldest pending batch; returns how many entries were handled. While
+        notifications are being received the batch is small: on SQLite the journal's appends
+        wait for the ingest transaction (one writer), so it must be short."""
+        busy = self.receiving() > 0
+        limit = self.config.busy_batch_size if busy else self.config.batch_size
         async with self._lock:
-            entries = await self.journal.pending(self.config.batch_size)
+            entries = await self.journal.pending(limit)
             if not entries:
                 return 0
+            self.lag = max(0.0, (self.clock() - entries[0].received_at).total_seconds())
             parsed, broken = _parse(entries)
             try:
                 await self._apply(parsed, broken)
@@ -87,16 +98,22 @@ class Ingester:
                     await self._failed(entries[0], exc)
                     raise
                 log.warning("ingest_batch_failed", entries=len(entries), error=describe(exc))
-                for entry in entries:  # alone, so one bad entry holds back no other
-                    await self._one(entry)
+                failures = [await self._one(entry) for entry in entries]
+                # Alone, one bad entry held back no other; raising makes the loop back off
+                # before that entry's next attempt.
+                for failure in failures:
+                    if failure is not None:
+                        raise failure from exc
             return len(entries)
 
-    async def _one(self, entry: Entry) -> None:
+    async def _one(self, entry: Entry) -> Exception | None:
         parsed, broken = _parse([entry])
         try:
             await self._apply(parsed, broken)
         except Exception as exc:
             await self._failed(entry, exc)
+            return exc
+        return None
 
     async def _failed(self, entry: Entry, exc: BaseException) -> None:
         error = describe(exc)
@@ -124,7 +141,7 @@ class Ingester:
         for item, result in zip(parsed, results, strict=True):
             self._count(item, result)
         if parsed:
-            self.ingested.set()
+            self.on_ingested()
             log.info(
                 "notifications_ingested",
                 notifications=len(parsed),
@@ -173,22 +190,31 @@ class Ingester:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.journal.appended.wait(), self.config.poll_interval)
 
-    async def stop(self, task: "asyncio.Task[None]") -> None:
+    def start(self) -> None:
+        self.stopping.clear()
+        self.task = asyncio.create_task(self.run(), name="webhook-ingest")
+
+    async def stop(self) -> None:
         """Let the batch in hand commit (up to STOP_TIMEOUT), then cancel: a batch cut short
         rolls back, its entries stay in the journal for the next start."""
         self.stopping.set()
         self.journal.appended.set()
+        if self.task is None:
+            return
         try:
-            await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(self.task), STOP_TIMEOUT)
         except TimeoutError:
-            task.cancel()
+            self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self.task
+        self.task = None
 
     async def _yield_to_receivers(self, spent: float) -> None:
         """While notifications are coming in, answering them comes first: pause so that
-        ingesting takes at most `busy_share` of the time. Idle, the next batch starts at once."""
-        if self.receiving() and self.config.busy_share < 1:
+        ingesting takes at most `busy_share` of the time — unless the oldest waiting
+        notification is older than `yield_lag`: then the backlog must not grow further, and
+        ingesting takes what it needs (receiving slows down instead). Idle, no pause."""
+        if self.receiving() and self.lag < self.config.yield_lag and self.config.busy_share < 1:
             await asyncio.sleep(spent * (1 / self.config.busy_share - 1))
         else:
             await asyncio.sleep(0)
@@ -207,8 +233,8 @@ def _parse(entries: list[Entry]) -> tuple[list[Parsed], list[tuple[Entry, str]]]
 
 def ingester_ctx(ingester: Ingester) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run_ingester(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(ingester.run(), name="webhook-ingest")
+        ingester.start()
         yield
-        await ingester.stop(task)
+        await ingester.stop()
 
     return run_ingester

@@ -5,9 +5,11 @@ Idempotency keys name the alert occurrence (fingerprint + startsAt), the destina
 kind of message, so a repeated plan can never add a second row (the column is unique).
 """
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from webhook.config import WebhookConfig
@@ -40,6 +42,20 @@ the same transaction as the outbox row: rendering and storing 20 messages of ~1.
 
 
 @dataclass(frozen=True)
+class Routed:
+    """What routing decides from the labels alone (maintenance and time come on top)."""
+
+    severity: Severity
+    route_names: tuple[str, ...]
+    routes_json: str
+    targets: tuple[TargetSpec, ...]
+    sla_seconds: float
+
+
+ROUTED_CACHE_MAX = 4096
+
+
+@dataclass(frozen=True)
 class Policy:
     """The routing-relevant part of the config, prepared once."""
 
@@ -49,6 +65,9 @@ class Policy:
     sla: Mapping[Severity, float]
     maintenance_slack: str | None
     destinations: DestinationsConfig
+    _routed: dict[tuple[str, ...], Routed] = field(default_factory=dict, compare=False, repr=False)
+    """Routing decisions by the values of the labels routing reads: alerts of one group differ
+    in labels no matcher looks at (instance, pod), so most are a dictionary hit."""
 
     @classmethod
     def from_config(cls, cfg: WebhookConfig) -> "Policy":
@@ -61,8 +80,36 @@ class Policy:
             destinations=cfg.destinations,
         )
 
+    @cached_property
+    def routing_label_names(self) -> tuple[str, ...]:
+        names = {"alertname", "severity"}  # severity and its per-alertname overrides
+        names.update(m.name for route in self.routes for m in route.matchers)
+        return tuple(sorted(names))
+
     def severity(self, labels: Mapping[str, str]) -> Severity:
-        return effective_severity(labels, self.default_severity, self.severity_overrides)
+        return self.routed(labels).severity
+
+    def routed(self, labels: Mapping[str, str]) -> Routed:
+        # Absent and empty labels match alike (Alertmanager semantics), so "" stands for both.
+        key = tuple(labels.get(name, "") for name in self.routing_label_names)
+        found = self._routed.get(key)
+        if found is None:
+            if len(self._routed) >= ROUTED_CACHE_MAX:
+                self._routed.clear()
+            found = self._routed[key] = self._route(labels)
+        return found
+
+    def _route(self, labels: Mapping[str, str]) -> Routed:
+        severity = effective_severity(labels, self.default_severity, self.severity_overrides)
+        matched = match_routes(self.routes, routing_labels(labels, severity))
+        names = tuple(r.name for r in matched)
+        return Routed(
+            severity=severity,
+            route_names=names,
+            routes_json=json.dumps(names),
+            targets=tuple(targets_of(matched)),
+            sla_seconds=sla_seconds(severity, self.sla, (r.sla_seconds for r in matched)),
+        )
 
 
 @dataclass(frozen=True)
@@ -70,6 +117,7 @@ class Plan:
     severity: Severity
     respond_by: datetime
     route_names: tuple[str, ...]
+    routes_json: str
     targets: tuple[TargetSpec, ...]
     window: Window | None
     note_to: str | None
@@ -77,19 +125,24 @@ class Plan:
 
 
 def plan_alert(
-    policy: Policy, labels: Mapping[str, str], received_at: datetime, windows: Iterable[Window]
+    policy: Policy, labels: Mapping[str, str], received_at: datetime, windows: Sequence[Window]
 ) -> Plan:
-    severity = policy.severity(labels)
-    matched = match_routes(policy.routes, routing_labels(labels, severity))
-    targets = targets_of(matched)
-    deadline = respond_by(
-        received_at, sla_seconds(severity, policy.sla, (r.sla_seconds for r in matched))
-    )
-    window = active_window(windows, labels, received_at)
-    note_to = None
+    routed = policy.routed(labels)
+    deadline = respond_by(received_at, routed.sla_seconds)
+    window = active_window(windows, labels, received_at) if windows else None
+    targets, note_to = routed.targets, None
     if window is not None:
-        targets, note_to = apply_maintenance(targets, policy.maintenance_slack)
-    return Plan(severity, deadline, tuple(r.name for r in matched), tuple(targets), window, note_to)
+        kept, note_to = apply_maintenance(targets, policy.maintenance_slack)
+        targets = tuple(kept)
+    return Plan(
+        routed.severity,
+        deadline,
+        routed.route_names,
+        routed.routes_json,
+        targets,
+        window,
+        note_to,
+    )
 
 
 @dataclass(frozen=True)
@@ -99,6 +152,8 @@ class NewDelivery:
     kind: Kind
     payload: Mapping[str, Any]
     idempotency_key: str
+    encoded: str | None = None
+    """`payload` as JSON when it was made already (recipes)."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -126,7 +181,23 @@ def _slack(view: AlertView, destination: str, destinations: DestinationsConfig) 
     )
 
 
-def firing_deliveries(view: AlertView, plan: Plan, policy: Policy) -> list[NewDelivery]:
+@lru_cache(maxsize=256)
+def _recipe(target: str, note: str | None, urgency: str) -> tuple[dict[str, Any], str]:
+    """A firing recipe and its JSON; few distinct ones exist, so they are made once."""
+    recipe: dict[str, Any] = {RENDER_LATER: target, "note": note}
+    if target == "pagerduty":
+        recipe["urgency"] = urgency
+    return recipe, json.dumps(recipe, separators=(",", ":"))
+
+
+_FIRING: dict[str, tuple[Target, Kind]] = {
+    "pagerduty": ("pagerduty", "trigger"),
+    "slack": ("slack", "message"),
+    "zendesk": ("zendesk", "ticket"),
+}
+
+
+def firing_deliveries(view: AlertView, plan: Plan) -> list[NewDelivery]:
     """One outbox row per target of the plan (pages, Slack messages or notes, tickets), each
     holding a recipe (see RENDER_LATER) that `render_firing` turns into the request body.
     Digest targets get none: the store records a digest item instead (`webhook.digest_store`)."""
@@ -134,17 +205,10 @@ def firing_deliveries(view: AlertView, plan: Plan, policy: Policy) -> list[NewDe
     for target in plan.targets:
         if target.type == "slack_digest":
             continue
-        recipe: dict[str, Any] = {RENDER_LATER: target.type, "note": view.maintenance_note}
-        if target.type == "pagerduty":
-            key = _key("pagerduty", target.destination, view, "trigger")
-            recipe["urgency"] = target.urgency
-            rows.append(NewDelivery("pagerduty", target.destination, "trigger", recipe, key))
-        elif target.type == "slack":
-            key = _key("slack", target.destination, view, "message")
-            rows.append(NewDelivery("slack", target.destination, "message", recipe, key))
-        else:
-            key = _key("zendesk", target.destination, view, "ticket")
-            rows.append(NewDelivery("zendesk", target.destination, "ticket", recipe, key))
+        name, kind = _FIRING[target.type]
+        recipe, encoded = _recipe(name, view.maintenance_note, target.urgency)
+        key = _key(name, target.destination, view, kind)
+        rows.append(NewDelivery(name, target.destination, kind, recipe, key, encoded))
     return rows
 
 

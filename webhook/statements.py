@@ -16,7 +16,7 @@ from webhook.outbox import AlertView
 from webhook.payload import Alert, Notification
 from webhook.routing import Severity, Window, parse_matcher
 from webhook.sla import time_to_acknowledge
-from webhook.tables import alerts, deliveries, maintenance, seen
+from webhook.tables import alerts, deliveries, maintenance
 
 
 @dataclass(frozen=True)
@@ -79,32 +79,6 @@ def occurrence_key(alert: Alert) -> tuple[str, int, str]:
     return alert.fingerprint, micros(alert.starts_at), alert.status
 
 
-async def first_sights(
-    conn: AsyncConnection, received: Sequence[tuple[Alert, datetime]]
-) -> set[tuple[str, int, str]]:
-    """Record the (fingerprint, startsAt, status) keys; return those not seen before."""
-    values: dict[tuple[str, int, str], dict[str, Any]] = {}
-    for alert, now in received:
-        key = occurrence_key(alert)
-        if key not in values:
-            values[key] = {
-                "fingerprint": key[0],
-                "starts_at_us": key[1],
-                "status": key[2],
-                "first_seen_at": ts(now),
-            }
-    if not values:
-        return set()
-    stmt = (
-        insert(conn)(seen)
-        .on_conflict_do_nothing()
-        .returning(seen.c.fingerprint, seen.c.starts_at_us, seen.c.status)
-    )
-    # A list of parameter sets: SQLAlchemy batches them into multi-row VALUES statements
-    # ("insertmanyvalues") from one cached compilation.
-    return {(f, s, st) for f, s, st in await conn.execute(stmt, list(values.values()))}
-
-
 async def insert_alerts(
     conn: AsyncConnection, rows: Sequence[dict[str, Any]]
 ) -> dict[tuple[str, int], int]:
@@ -119,10 +93,12 @@ async def insert_alerts(
     return {(f, s): i for i, f, s in await conn.execute(stmt, list(rows))}
 
 
-async def touch(conn: AsyncConnection, alert: Alert, now: datetime) -> None:
-    """A repeat (or HA duplicate) of a firing alert: it is still alive; remember the longest
-    gap between notifications that is long enough to be a repeat interval."""
-    gap = ts(now) - alerts.c.last_seen_at
+async def touch(conn: AsyncConnection, repeats: Sequence[tuple[Alert, datetime]]) -> None:
+    """Repeats (or HA duplicates) of firing alerts: they are still alive; remember the longest
+    gap between notifications that is long enough to be a repeat interval. One statement."""
+    if not repeats:
+        return
+    gap = sa.bindparam("now", type_=sa.Float) - alerts.c.last_seen_at
     longest = sa.case(
         (
             sa.and_(gap >= MIN_REPEAT_GAP, gap > sa.func.coalesce(alerts.c.repeat_gap_max, 0.0)),
@@ -130,15 +106,20 @@ async def touch(conn: AsyncConnection, alert: Alert, now: datetime) -> None:
         ),
         else_=alerts.c.repeat_gap_max,
     )
-    await conn.execute(
+    stmt = (
         sa.update(alerts)
         .where(
-            alerts.c.fingerprint == alert.fingerprint,
-            alerts.c.starts_at_us == micros(alert.starts_at),
+            alerts.c.fingerprint == sa.bindparam("fp"),
+            alerts.c.starts_at_us == sa.bindparam("starts"),
             alerts.c.state == "firing",
         )
-        .values(repeat_gap_max=longest, last_seen_at=ts(now))
+        .values(repeat_gap_max=longest, last_seen_at=sa.bindparam("now", type_=sa.Float))
     )
+    params = [
+        {"fp": alert.fingerprint, "starts": micros(alert.starts_at), "now": ts(now)}
+        for alert, now in repeats
+    ]
+    await conn.execute(stmt, params)
 
 
 async def mark_breached(conn: AsyncConnection, alert_id: int) -> bool:
@@ -198,7 +179,7 @@ async def enqueue(
             "target": d.target,
             "destination": d.destination,
             "kind": d.kind,
-            "payload": COMPACT_JSON.encode(d.payload),
+            "payload": d.encoded or COMPACT_JSON.encode(d.payload),
             "idempotency_key": d.idempotency_key,
             "state": "pending",
             "attempts": 0,

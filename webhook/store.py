@@ -4,9 +4,9 @@
 they cause (the outbox) — in the ingest transaction that removes them from the journal
 (`webhook.journal`, `webhook.ingest`). Idempotency comes from unique keys, not from locks in
 this process, so it holds across replicas sharing one PostgreSQL database:
-- `webhook_seen` (fingerprint, startsAt, status): the first insert wins, later ones are
-  duplicates and change nothing but the alert's last-seen time;
-- `webhook_alerts` (fingerprint, startsAt): one record per alert occurrence;
+- `webhook_alerts` (fingerprint, startsAt): one record per alert occurrence; a firing alert
+  whose occurrence exists is a duplicate and changes nothing but its last-seen time, a
+  resolved one is applied by the conditional UPDATE that closes the record, at most once;
 - `webhook_deliveries.idempotency_key`: one outbox row per occurrence, destination and kind.
 Every state change that feeds a counter (breach, ack, stale close) is a conditional UPDATE ...
 RETURNING, so exactly one replica observes it.
@@ -42,7 +42,6 @@ from webhook.statements import (
     alert_row,
     alert_view,
     enqueue,
-    first_sights,
     insert,
     insert_alerts,
     mark_breached,
@@ -122,23 +121,25 @@ class WebhookStore(SqlOutbox):
         # One lock order for every writer, so two replicas cannot deadlock on the same alerts;
         # within a key, the earlier notification comes first and is the one that counts.
         received.sort(key=lambda r: (occurrence_key(r.alert), r.index))
-        first_keys = await first_sights(conn, [(r.alert, r.now) for r in received])
         nows = [now for _, now in batch]
         windows = await active_windows(conn, min(nows), max(nows))
         new_firing: list[Received] = []
         new_resolved: list[Received] = []
+        repeats: list[Received] = []
+        in_batch: set[tuple[str, int, str]] = set()
         for item in received:
             key = occurrence_key(item.alert)
-            if key not in first_keys:
+            if key in in_batch:  # a second copy in this batch (HA pair, retry)
                 results[item.index].duplicates += 1
                 if item.alert.status == "firing":
-                    await touch(conn, item.alert, item.now)
+                    repeats.append(item)
                 continue
-            first_keys.discard(key)  # a later copy in this batch is a duplicate
+            in_batch.add(key)
             (new_firing if item.alert.status == "firing" else new_resolved).append(item)
-        await self._firing(conn, new_firing, windows, results)
+        repeats += await self._firing(conn, new_firing, windows, results)
         for item in new_resolved:
             await self._resolved(conn, item, windows, results[item.index])
+        await touch(conn, [(r.alert, r.now) for r in repeats])
         return results
 
     async def _firing(
@@ -147,14 +148,15 @@ class WebhookStore(SqlOutbox):
         new_firing: list[Received],
         windows: list[Window],
         results: list[AcceptResult],
-    ) -> None:
-        """Insert the new firing occurrences and their outbox rows, a few statements in all."""
+    ) -> list[Received]:
+        """Insert the firing occurrences not stored yet and their outbox rows, a few
+        statements in all. Returns the ones already stored (repeats: no record, no page)."""
         plans = [plan_alert(self.policy, r.alert.labels, r.now, windows) for r in new_firing]
         rows = [
             alert_row(r.notification, r.alert, plan.severity, plan.respond_by, r.now)
             | {
                 "state": "firing",
-                "routes": json.dumps(plan.route_names),
+                "routes": plan.routes_json,
                 "maintenance_id": plan.window.id if plan.window else None,
             }
             for r, plan in zip(new_firing, plans, strict=True)
@@ -163,12 +165,14 @@ class WebhookStore(SqlOutbox):
         outbox: list[tuple[int, NewDelivery]] = []
         digest: list[tuple[int, str, datetime]] = []
         owner: dict[str, int] = {}
+        repeats: list[Received] = []
         for item, plan, row in zip(new_firing, plans, rows, strict=True):
             alert_id = ids.get((row["fingerprint"], row["starts_at_us"]))
             if alert_id is None:
-                # Known occurrence whose seen key expired (still firing: refresh it), or firing
-                # after its own resolve (out of order: recorded already). No page either way.
-                await touch(conn, item.alert, item.now)
+                # The occurrence is stored: a repeat notification, an HA duplicate, a retry,
+                # or firing after its own resolve (out of order). No page either way.
+                results[item.index].duplicates += 1
+                repeats.append(item)
                 continue
             results[item.index].new_alerts += 1
             note = None
@@ -177,13 +181,14 @@ class WebhookStore(SqlOutbox):
             view = received_view(
                 alert_id, item.notification, item.alert, plan.severity, plan.respond_by, note
             )
-            for delivery in firing_deliveries(view, plan, self.policy):
+            for delivery in firing_deliveries(view, plan):
                 outbox.append((alert_id, delivery))
                 owner[delivery.idempotency_key] = item.index
             digest.extend((alert_id, to, item.now) for to in digest_destinations(plan))
         for key in await enqueue(conn, outbox, max((r.now for r in new_firing), default=None)):
             results[owner[key]].deliveries += 1
         await add_digest_items(conn, digest)
+        return repeats
 
     async def _resolved(
         self, conn: AsyncConnection, item: Received, windows: list[Window], result: AcceptResult
@@ -204,17 +209,22 @@ class WebhookStore(SqlOutbox):
         )
         row = closed.mappings().one_or_none()
         if row is None:
-            # Resolved before we ever saw it firing: keep the record, page nobody.
+            # Resolved already (a duplicate), or before we ever saw it firing: then keep the
+            # record, page nobody.
             plan = plan_alert(self.policy, alert.labels, now, windows)
             record = alert_row(item.notification, alert, plan.severity, plan.respond_by, now)
             record |= {
                 "state": "resolved",
-                "routes": json.dumps(plan.route_names),
+                "routes": plan.routes_json,
                 "ends_at": resolved_at,
                 "resolved_at": resolved_at,
                 "closed_at": ts(now),
             }
-            await conn.execute(insert(conn)(alerts).values(record).on_conflict_do_nothing())
+            stored = await conn.execute(
+                insert(conn)(alerts).values(record).on_conflict_do_nothing().returning(alerts.c.id)
+            )
+            if stored.scalar_one_or_none() is None:  # this resolve was stored already
+                result.duplicates += 1
             return
         result.resolved += 1
         late = row["acked_at"] is None and resolved_at > row["respond_by"]

@@ -67,10 +67,16 @@ class IngestConfig(Model):
     """How journaled notifications are turned into alerts and deliveries (webhook.ingest)."""
 
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 32
-    """Notifications applied per transaction."""
+    """Notifications applied per transaction while none are being received."""
+    busy_batch_size: Annotated[int, Field(ge=1, le=1000)] = 4
+    """... and while some are: short transactions, so appends to the journal (which wait for
+    them on SQLite) stay fast."""
     busy_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     """While notifications are coming in, ingesting pauses so it takes at most this share of
-    the time: answering Alertmanager comes first; the journal holds the rest."""
+    the time: answering Alertmanager comes first; the journal holds the rest..."""
+    yield_lag: Seconds = 10.0
+    """... as long as the oldest waiting notification is younger than this. Beyond it,
+    ingesting no longer pauses, so a sustained overload cannot grow the backlog for ever."""
     max_attempts: Annotated[int, Field(ge=1)] = 5
     """A notification that fails to ingest this many times alone is set aside as failed."""
     poll_interval: Seconds = 1.0

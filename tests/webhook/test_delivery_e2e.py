@@ -140,6 +140,23 @@ async def test_critical_pages_and_posts_then_resolves(
     assert 'tensafe_webhook_deliveries_total{outcome="sent",target="slack"} 4.0' in metrics
 
 
+async def test_a_page_goes_out_at_once_not_at_the_next_poll(
+    aiohttp_client: ClientFactory, tmp_path: Path, clock: FakeClock, fakes: Fakes
+) -> None:
+    """The background ingester wakes the dispatcher: with an hour between polls, the page
+    still leaves as soon as the notification is ingested."""
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+    slow_polls = FAST | {"poll_interval": 3600}
+    app = webhook_app(
+        tmp_path, db_url, clock, destinations=fakes.destinations(), dispatch=slow_polls
+    )
+    client = await aiohttp_client(app)
+    await asyncio.sleep(0.1)  # the dispatcher has looked once and sleeps for an hour
+    response = await client.post("/api/v1/alerts", json=CONTRACT["firing"], headers=AUTH)
+    assert response.status == 200
+    await eventually(lambda: len(fakes.paged.alerts) == 2, seconds=5)
+
+
 async def test_info_opens_one_zendesk_task(
     aiohttp_client: ClientFactory, tmp_path: Path, clock: FakeClock, fakes: Fakes
 ) -> None:

@@ -1,0 +1,194 @@
+"""The journal and the ingester: what was accepted becomes alerts and deliveries exactly once,
+a bad entry is set aside without holding back the others, and replicas never ingest twice."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tensafe_ops.storage import create_engine, migrate
+from tests.conftest import FakeClock
+from tests.webhook.am import API, AUTH, am_alert, notification, webhook_app, webhook_settings
+from webhook import INGESTER_KEY, sweep_once
+from webhook.config import WebhookConfig
+from webhook.handlers import WEBHOOK_KEY
+from webhook.ingest import Ingester
+from webhook.intake import Policy
+from webhook.journal import Journal
+from webhook.metrics import WebhookStats
+from webhook.store import WebhookStore
+from webhook.tables import alerts, deliveries, notifications
+from webhook.targets import IngestConfig
+
+
+@dataclass
+class Replica:
+    engine: AsyncEngine
+    store: WebhookStore
+    journal: Journal
+    ingester: Ingester
+
+
+async def replica(db_url: str, tmp_path: Path, clock: FakeClock, **ingest: Any) -> Replica:
+    engine = create_engine(db_url)
+    await migrate(engine)
+    cfg = WebhookConfig.model_validate(webhook_settings(tmp_path, db_url)["webhook"])
+    store = WebhookStore(engine, Policy.from_config(cfg))
+    journal = Journal(engine, store.writing)
+    ingester = Ingester(store, journal, WebhookStats(), IngestConfig(**ingest), clock)
+    return Replica(engine, store, journal, ingester)
+
+
+@pytest.fixture
+async def one(state_db_url: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Replica]:
+    r = await replica(state_db_url, tmp_path, clock, max_attempts=2)
+    yield r
+    await r.engine.dispose()
+
+
+def body(*alerts: dict[str, Any]) -> str:
+    return json.dumps(notification(*alerts))
+
+
+async def count(engine: AsyncEngine, table: sa.Table, *where: Any) -> int:
+    async with engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
+            ).scalar_one()
+        )
+
+
+async def test_an_unparseable_entry_is_set_aside_and_the_rest_ingested(
+    one: Replica, clock: FakeClock
+) -> None:
+    good = [body(am_alert("TenSafeAPIDown", instance=f"api-{i}")) for i in range(3)]
+    ids = [await one.journal.append(good[0], clock())]
+    ids.append(await one.journal.append('{"version": "4"}', clock()))  # e.g. after an upgrade
+    ids += [await one.journal.append(text, clock()) for text in good[1:]]
+    await one.ingester.catch_up()
+
+    assert await count(one.engine, alerts) == 3
+    assert await count(one.engine, deliveries) == 6  # PagerDuty + Slack each
+    assert set(one.ingester.recent) == {ids[0], ids[2], ids[3]}
+    backlog = await one.journal.backlog(clock())
+    assert (backlog.pending, backlog.failed) == (0, 1)
+    async with one.engine.connect() as conn:
+        kept = (await conn.execute(sa.select(notifications))).mappings().one()
+    assert kept["id"] == ids[1] and kept["state"] == "failed"
+    assert "no longer a valid notification" in kept["last_error"]
+    assert one.ingester.stats.ingest_failures == 1
+
+
+async def refuse_alertname(engine: AsyncEngine, alertname: str) -> None:
+    """A trigger that makes the database refuse one alert, as a constraint or a bad value
+    would: a real failure inside the ingest transaction."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON webhook_alerts "
+                f"WHEN NEW.alertname = '{alertname}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+            return
+        await conn.exec_driver_sql(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+            f"IF NEW.alertname = '{alertname}' THEN RAISE EXCEPTION 'refused'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        await conn.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON webhook_alerts "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+
+
+async def test_an_entry_the_database_refuses_is_retried_alone_then_set_aside(
+    one: Replica, clock: FakeClock
+) -> None:
+    await refuse_alertname(one.engine, "Poison")
+    ids = [
+        await one.journal.append(body(am_alert("HighCPU", "warning", instance="w-1")), clock()),
+        await one.journal.append(body(am_alert("Poison", "warning")), clock()),
+        await one.journal.append(body(am_alert("HighCPU", "warning", instance="w-2")), clock()),
+    ]
+    with pytest.raises(sa.exc.DBAPIError):
+        await one.ingester.catch_up()  # the batch fails, then each entry alone: 2 go in
+    assert await count(one.engine, alerts) == 2
+    assert (await one.journal.backlog(clock())).pending == 1  # one attempt counted
+    with pytest.raises(sa.exc.DBAPIError):
+        await one.ingester.catch_up()  # the second attempt (max_attempts=2): set aside
+    backlog = await one.journal.backlog(clock())
+    assert (backlog.pending, backlog.failed) == (0, 1)
+    async with one.engine.connect() as conn:
+        kept = (await conn.execute(sa.select(notifications))).mappings().one()
+    assert (kept["id"], kept["attempts"]) == (ids[1], 2) and "refused" in kept["last_error"]
+    assert "INSERT" not in kept["last_error"]  # no SQL, no parameters (alert content)
+    assert set(one.ingester.recent) == {ids[0], ids[2]}
+    assert one.ingester.stats.ingest_failures == 1
+    await one.ingester.catch_up()  # nothing left: the queue moves on
+
+
+async def test_replicas_ingest_every_entry_exactly_once(
+    pg_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    a = await replica(pg_url, tmp_path / "a", clock, batch_size=7)
+    b = await replica(pg_url, tmp_path / "b", clock, batch_size=5)
+    try:
+        texts = [body(am_alert("HighMemory", "warning", instance=f"w-{i}")) for i in range(60)]
+        ids = [await (a if i % 2 else b).journal.append(t, clock()) for i, t in enumerate(texts)]
+        await asyncio.gather(a.ingester.catch_up(), b.ingester.catch_up())
+        assert set(a.ingester.recent).isdisjoint(b.ingester.recent)
+        assert set(a.ingester.recent) | set(b.ingester.recent) == set(ids)
+        assert await count(a.engine, alerts) == 60
+        assert await count(a.engine, deliveries) == 60
+        assert (await a.journal.backlog(clock())).pending == 0
+    finally:
+        await a.engine.dispose()
+        await b.engine.dispose()
+
+
+async def test_entries_left_by_a_stopped_process_are_ingested_at_start(
+    aiohttp_client: Any, tmp_path: Path, state_db_url: str, clock: FakeClock
+) -> None:
+    r = await replica(state_db_url, tmp_path, clock)
+    await r.journal.append(body(am_alert("DatabaseDown")), clock())
+    await r.engine.dispose()  # accepted, then the process went away before ingesting
+
+    client = await aiohttp_client(webhook_app(tmp_path, state_db_url, clock))
+    async with asyncio.timeout(10):
+        while True:  # the background loop, not the test, ingests it
+            response = await client.get("/api/v1/alerts", headers=API)
+            found = (await response.json())["alerts"]
+            if found:
+                break
+            await asyncio.sleep(0.05)
+    assert [a["alertname"] for a in found] == ["DatabaseDown"]
+
+
+async def test_journal_backlog_is_a_metric(
+    aiohttp_client: Any, tmp_path: Path, state_db_url: str, clock: FakeClock
+) -> None:
+    client = await aiohttp_client(webhook_app(tmp_path, state_db_url, clock))
+    ingester = client.app[INGESTER_KEY]
+    await ingester.stop()  # hold ingesting back
+    response = await client.post(
+        "/api/v1/alerts", json=notification(am_alert("HighErrorRate")), headers=AUTH
+    )
+    assert response.status == 200
+    clock.advance(seconds=42)
+    await sweep_once(client.app[WEBHOOK_KEY])
+    metrics = await (await client.get("/metrics")).text()
+    assert "tensafe_webhook_notifications_accepted_total 1.0" in metrics
+    assert "tensafe_webhook_journal_pending 1.0" in metrics
+    assert "tensafe_webhook_journal_oldest_pending_age_seconds 42.0" in metrics
+    await ingester.catch_up()
+    await sweep_once(client.app[WEBHOOK_KEY])
+    metrics = await (await client.get("/metrics")).text()
+    assert "tensafe_webhook_notifications_ingested_total 1.0" in metrics
+    assert "tensafe_webhook_journal_pending 0.0" in metrics
+    assert "tensafe_webhook_journal_oldest_pending_age_seconds 0.0" in metrics
