@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import serve
 from bench.webhook_load import (
@@ -124,13 +126,34 @@ async def storm(state_dir: Path, alerts: int, drain_seconds: float) -> None:
         f"drains): statuses {statuses}"
     )
     window_start = time.monotonic()
-    await asyncio.sleep(drain_seconds)
+    ingested_after = await journal_empty(db_url, drain_seconds)
+    if ingested_after is None:
+        print(f"  journal: still holds notifications after {drain_seconds:.0f} s")
+    else:
+        print(f"  journal: every accepted notification ingested {ingested_after:.1f} s later")
+    await asyncio.sleep(max(0.0, drain_seconds - (time.monotonic() - window_start)))
     window_end = time.monotonic()
     server.stop()
     await slack_runner.cleanup()
     await pd_runner.cleanup()
     report_drain(answers, window_start, window_end)
     await report_store(db_url, alerts)
+
+
+async def journal_empty(db_url: str, limit: float) -> float | None:
+    """Seconds until the server has ingested everything it accepted (polled every 0.1 s)."""
+    engine = create_async_engine(db_url)
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < limit:
+            async with engine.connect() as conn:
+                query = sa.text("SELECT count(*) FROM webhook_notifications")
+                if not (await conn.execute(query)).scalar_one():
+                    return time.monotonic() - start
+            await asyncio.sleep(0.1)
+        return None
+    finally:
+        await engine.dispose()
 
 
 def report_drain(answers: list[Answer], start: float, end: float) -> None:
@@ -155,9 +178,6 @@ def report_drain(answers: list[Answer], start: float, end: float) -> None:
 
 
 async def report_store(db_url: str, alerts: int) -> None:
-    import sqlalchemy as sa
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     engine = create_async_engine(db_url)
     async with engine.connect() as conn:
         stored = (await conn.execute(sa.text("SELECT count(*) FROM webhook_alerts"))).scalar_one()
