@@ -59,7 +59,7 @@ def setup(app: web.Application, cfg: WebhookConfig) -> None:
 
 
 async def sweep_once(webhook: Webhook) -> None:
-    """Close stale alerts, count SLA breaches and refresh the store gauges."""
+    """Close stale alerts, count SLA breaches, prune old state, refresh the store gauges."""
     now = webhook.clock()
     staleness = await webhook.store.staleness(webhook.cfg.stale_after, webhook.cfg.stale_default)
     result = await webhook.store.sweep(now, staleness)
@@ -69,6 +69,9 @@ async def sweep_once(webhook: Webhook) -> None:
         webhook.stats.breaches[severity] += 1
     if result.stale:
         log.warning("stale_alerts_closed", count=len(result.stale), staleness=staleness)
+    pruned = await webhook.store.prune(now, webhook.cfg.retention)
+    if pruned.alerts or pruned.deliveries:
+        log.info("webhook_state_pruned", alerts=pruned.alerts, deliveries=pruned.deliveries)
     webhook.stats.gauges = await webhook.store.gauges(now)
     webhook.stats.backlog = await webhook.journal.backlog(now)
 

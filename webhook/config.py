@@ -161,6 +161,8 @@ class WebhookConfig(Model):
     interval seen, or `stale_default` before any repeat was seen."""
     stale_default: Seconds = 43200.0
     sweep_interval: Seconds = 15.0
+    retention: Seconds = 30 * 86400.0
+    """Closed alerts and finished deliveries older than this are deleted (webhook.retention)."""
     """How often stale alerts are closed, breaches counted and the gauges refreshed."""
     pagerduty_webhook_secrets: list[SecretStr] = Field(default_factory=list)
     """PagerDuty webhooks v3 signing secrets (several during rotation); empty = endpoint off."""

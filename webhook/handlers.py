@@ -122,8 +122,8 @@ async def _receive(webhook: Webhook, auth: Auth, request: web.Request) -> web.Re
     try:
         # Not shielded: the journal's commit task owns the write, a cancelled handler
         # (client gone) only stops waiting for it.
-        stored = webhook.journal.append(text, webhook.clock())
-        journal_id = await asyncio.wait_for(stored, webhook.cfg.store_timeout)
+        async with asyncio.timeout(webhook.cfg.store_timeout):
+            journal_id = await webhook.journal.append(text, webhook.clock())
     except _STORE_ERRORS as exc:
         return _unavailable(webhook, exc)
     webhook.stats.accepted += 1

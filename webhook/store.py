@@ -32,6 +32,7 @@ from webhook.intake import (
 )
 from webhook.outbox_store import SqlOutbox
 from webhook.payload import Alert, Notification
+from webhook.retention import Pruned, prune
 from webhook.routing import Window
 from webhook.statements import (
     AckResult,
@@ -359,6 +360,10 @@ class WebhookStore(SqlOutbox):
             outbox_depth={t: n for t, s, n in outbox if s == "pending"},
             dead_letters={t: n for t, s, n in outbox if s == "dead"},
         )
+
+    async def prune(self, now: datetime, retention: float) -> Pruned:
+        async with self.writing() as conn:
+            return await prune(conn, ts(now) - retention)
 
     # -- sweep ----------------------------------------------------------------------------------
 

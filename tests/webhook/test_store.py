@@ -14,6 +14,7 @@ from tests.webhook.am import am_alert, notification, resolved, webhook_settings
 from webhook.config import WebhookConfig
 from webhook.intake import Policy
 from webhook.payload import Notification, parse_notification
+from webhook.retention import Pruned
 from webhook.store import AcceptResult, WebhookStore
 from webhook.tables import deliveries
 
@@ -123,6 +124,37 @@ async def test_silenced_critical_breaches_before_going_stale(
     await store.sweep(clock(), 43200)
     again = await accept(store, parsed(alert), clock())
     assert (again.new_alerts, again.deliveries) == (0, 0)
+
+
+async def test_retention_prunes_what_is_finished_and_keeps_what_is_in_play(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    old_done, old_waiting, firing = (
+        am_alert("HighCPU", "warning", instance=f"node-{i}:9100") for i in range(3)
+    )
+
+    async def send_all_but_old_waiting() -> None:
+        for delivery in await store.claim("slack", 10, clock(), 60):
+            if old_waiting["labels"]["instance"] not in json.dumps(delivery.payload):
+                await store.mark_sent(delivery.id, clock(), 200)
+
+    await accept(store, parsed(old_done, old_waiting, firing), clock())
+    await send_all_but_old_waiting()
+    clock.advance(minutes=5)
+    await accept(
+        store, parsed(resolved(old_done, clock()), resolved(old_waiting, clock())), clock()
+    )
+    await send_all_but_old_waiting()  # the resolved follow-ups
+    clock.advance(days=31)
+    pruned = await store.prune(clock(), 30 * 86400)
+    # old_done: resolved a month ago, its messages sent: gone with its 2 deliveries.
+    # old_waiting: resolved too, but its messages were never sent: kept, with the alert they
+    # render from. firing: still firing, whatever its age (its sent message goes).
+    assert (pruned.alerts, pruned.deliveries) == (1, 3)
+    left = {a["fingerprint"] for a in await store.list_alerts(None, None, 10)}
+    assert left == {old_waiting["fingerprint"], firing["fingerprint"]}
+    assert len(await store.list_deliveries("pending", 10)) == 2
+    assert await store.prune(clock(), 30 * 86400) == Pruned()
 
 
 async def test_migration_downgrades_and_upgrades_again(state_db_url: str) -> None:
