@@ -18,7 +18,7 @@ from tensafe_ops.log import get_logger
 from webhook.config import WebhookConfig
 from webhook.digest_store import DigestStore
 from webhook.digester import DigestCollector, setup_digester
-from webhook.dispatch import WakeUp, setup_dispatcher
+from webhook.dispatch import Dispatcher, WakeUp, setup_dispatcher
 from webhook.handlers import WEBHOOK_KEY, Webhook, add_routes
 from webhook.ingest import Ingester, ingester_ctx
 from webhook.intake import Policy
@@ -28,6 +28,7 @@ from webhook.store import WebhookStore
 
 log = get_logger("tensafe_ops.webhook")
 INGESTER_KEY = web.AppKey("webhook_ingester", Ingester)
+DISPATCHER_KEY = web.AppKey("webhook_dispatcher", Dispatcher)
 
 
 def setup(app: web.Application, cfg: WebhookConfig) -> None:
@@ -51,10 +52,11 @@ def setup(app: web.Application, cfg: WebhookConfig) -> None:
     )
     wake_up = WakeUp()
     ingester.on_ingested = wake_up.notify
-    delivery_stats = setup_dispatcher(
+    dispatcher = setup_dispatcher(
         app, store, cfg.destinations, cfg.dispatch, app[CLOCK_KEY], wake_up
     )
-    app[SELF_REGISTRY_KEY].register(WebhookCollector(webhook.stats, delivery_stats))
+    app[DISPATCHER_KEY] = dispatcher
+    app[SELF_REGISTRY_KEY].register(WebhookCollector(webhook.stats, dispatcher.stats))
     app[SELF_REGISTRY_KEY].register(DigestCollector(digest_stats))
 
 

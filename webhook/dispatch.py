@@ -310,22 +310,20 @@ def setup_dispatcher(
     dispatch_config: DispatchConfig,
     clock: Clock,
     wake_up: WakeUp | None = None,
-) -> DeliveryStats:
+) -> Dispatcher:
     """Run the dispatcher for the app's lifetime: one shared ClientSession and one loop per
     target, started on startup and stopped (in-flight sends finished) on cleanup. Register
-    it after whatever opens the outbox's database, so it starts later and stops earlier."""
-    stats = DeliveryStats()
+    it after whatever opens the outbox's database, so it starts later and stops earlier.
+    Its notifiers are made at startup, with the session."""
+    limits = build_rate_limits(destinations)
+    dispatcher = Dispatcher(outbox, {}, limits, clock, dispatch_config, DeliveryStats(), wake_up)
 
     async def dispatcher_ctx(_app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=dispatch_config.request_timeout)
         headers = {"User-Agent": "tensafe-ops-webhook"}
         async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
-            notifiers = build_notifiers(
+            dispatcher.notifiers = build_notifiers(
                 session, destinations, timeout=dispatch_config.request_timeout
-            )
-            limits = build_rate_limits(destinations)
-            dispatcher = Dispatcher(
-                outbox, notifiers, limits, clock, dispatch_config, stats, wake_up
             )
             dispatcher.start()
             try:
@@ -334,4 +332,4 @@ def setup_dispatcher(
                 await dispatcher.stop()
 
     app.cleanup_ctx.append(dispatcher_ctx)
-    return stats
+    return dispatcher

@@ -21,7 +21,7 @@ from tests.webhook.am import (
     notification,
     webhook_app,
 )
-from webhook import sweep_once
+from webhook import DISPATCHER_KEY, sweep_once
 from webhook.handlers import WEBHOOK_KEY
 
 
@@ -231,6 +231,7 @@ async def test_dead_letters_are_listed_and_retried(
     aiohttp_client, tmp_path, state_db_url, clock
 ) -> None:  # type: ignore[no-untyped-def]
     client = await start(aiohttp_client, tmp_path, state_db_url, clock)
+    await client.app[DISPATCHER_KEY].stop()  # this test plays the dispatcher
     await receive(client, load("new_customer_info.json"))
     store = client.app[WEBHOOK_KEY].store
     [ticket] = await store.claim("zendesk", 10, clock(), 60)

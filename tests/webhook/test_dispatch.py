@@ -322,7 +322,7 @@ async def test_setup_dispatcher_delivers_for_the_app_lifetime(
     outbox = InMemoryOutbox()
     delivery_id = outbox.add("slack", "team2", message("from the app"), clock())
     app = web.Application()
-    stats = setup_dispatcher(app, outbox, slack_destinations(slack_server), CONFIG, clock)
+    stats = setup_dispatcher(app, outbox, slack_destinations(slack_server), CONFIG, clock).stats
 
     client = await aiohttp_client(app)
     await outbox.wait_until(lambda: outbox.rows[delivery_id].state == "sent")
