@@ -23,7 +23,7 @@ from prometheus_client.samples import Sample
 from exporter import incident_stats as stats
 from exporter.config import PagerDutyConfig
 from exporter.snapshot import CACHED_NOTE
-from exporter.sources.base import SourceContext, SourceResult
+from exporter.sources.base import SourceContext, SourceResult, off_loop
 from tensafe_ops.http import (
     ErrorKind,
     RateLimiter,
@@ -258,39 +258,67 @@ class PagerDutySource:
         oncalls, oncalls_capped = await self._list("/oncalls", "oncalls", {})
         by_id = {i["id"]: i for i in recent} | {i["id"]: i for i in open_incidents}
         known_acks = await self._known_acks(list(by_id.values()))
-        open_counts: Mapping[tuple[str, str], int] = stats.open_by_urgency_status(open_incidents)
-        if open_capped:
-            open_counts = await self._exact_open_counts()
-        families = [
-            _open_family(open_counts),
-            _priority_family(open_incidents, recent),
-            _opened_family(recent, now),
-            _quantile_family(
-                "tensafe_pagerduty_time_to_acknowledge_seconds",
-                f"Time from trigger to first acknowledgement, over incidents created in the "
-                f"last {self.cfg.stats_window_days} days.",
-                stats.times_to_acknowledge(recent, known_acks, now, window),
-            ),
-            _quantile_family(
-                "tensafe_pagerduty_time_to_resolve_seconds",
-                f"Time from trigger to resolution, over incidents created in the last "
-                f"{self.cfg.stats_window_days} days.",
-                stats.times_to_resolve(recent, now, window),
-            ),
-            _oldest_family(open_incidents, now),
-            _oncall_family(oncalls, self.cfg.max_oncall_series),
-            _capped_family(
-                {
-                    "open_incidents": open_capped,
-                    "recent_incidents": recent_capped,
-                    "oncalls": oncalls_capped,
-                }
-            ),
-        ]
+        exact_counts = await self._exact_open_counts() if open_capped else None
+        capped = {
+            "open_incidents": open_capped,
+            "recent_incidents": recent_capped,
+            "oncalls": oncalls_capped,
+        }
+        # Up to 2 x 10,000 incidents: in a worker thread. The listings were built by this
+        # refresh and nothing else holds them, so the thread has them to itself.
+        families = await off_loop(
+            incident_families,
+            self.cfg,
+            now,
+            open_incidents,
+            recent,
+            oncalls,
+            known_acks,
+            exact_counts,
+            capped,
+        )
         return SourceResult(families)
 
     async def aclose(self) -> None:
         await offload(self.client.close, seconds=5)
+
+
+def incident_families(
+    cfg: PagerDutyConfig,
+    now: datetime,
+    open_incidents: Sequence[dict[str, Any]],
+    recent: Sequence[dict[str, Any]],
+    oncalls: Sequence[dict[str, Any]],
+    known_acks: Mapping[str, datetime],
+    exact_counts: Mapping[tuple[str, str], int] | None,
+    capped: Mapping[str, bool],
+) -> list[Metric]:
+    """Every PagerDuty family from one refresh's listings (`exact_counts` replaces the open
+    counts when the open listing was capped)."""
+    window = timedelta(days=cfg.stats_window_days)
+    open_counts = (
+        stats.open_by_urgency_status(open_incidents) if exact_counts is None else exact_counts
+    )
+    return [
+        _open_family(open_counts),
+        _priority_family(open_incidents, recent),
+        _opened_family(recent, now),
+        _quantile_family(
+            "tensafe_pagerduty_time_to_acknowledge_seconds",
+            f"Time from trigger to first acknowledgement, over incidents created in the "
+            f"last {cfg.stats_window_days} days.",
+            stats.times_to_acknowledge(recent, known_acks, now, window),
+        ),
+        _quantile_family(
+            "tensafe_pagerduty_time_to_resolve_seconds",
+            f"Time from trigger to resolution, over incidents created in the last "
+            f"{cfg.stats_window_days} days.",
+            stats.times_to_resolve(recent, now, window),
+        ),
+        _oldest_family(open_incidents, now),
+        _oncall_family(oncalls, cfg.max_oncall_series),
+        _capped_family(capped),
+    ]
 
 
 def _iso(moment: datetime) -> str:

@@ -20,6 +20,7 @@ from tensafe_ops.sandbox.usage_world import write_database
 from tensafe_ops.sandbox.world import World
 from tensafe_ops.storage import StateStore, create_engine, migrate
 from tests.conftest import FakeClock
+from tests.exporter.offloop import OffLoopSpy
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -126,6 +127,17 @@ async def test_bands_signals_and_at_risk_mrr(state: StateStore, clock: FakeClock
         ],
     }
     assert set(result.facts) == {"acct_1", "acct_2", "acct_3", "acct_4", "acct_5"}
+
+
+async def test_scores_are_computed_off_the_event_loop(
+    state: StateStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = OffLoopSpy(health.health_result)
+    monkeypatch.setattr(health, "health_result", spy)
+    facts = DictFacts(usage={"acct_1": usage_fact(10)}, stripe={"acct_1": stripe_fact(6000)})
+    got = samples(await refresh_with(facts, state, clock))
+    assert spy.ran_off_loop
+    assert got[("tensafe_health_score", (("account", "acct_1"), ("tier", "enterprise")))] == 55
 
 
 async def test_per_customer_scores_keep_the_lowest_up_to_the_cap(

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from exporter.config import PagerDutyConfig
 from exporter.snapshot import render
+from exporter.sources import pagerduty as pagerduty_source
 from exporter.sources.base import SourceContext
 from exporter.sources.pagerduty import ACK_NAMESPACE, PagerDutySource
 from exporter.stats import UpstreamStats
@@ -23,6 +24,7 @@ from tensafe_ops.sandbox.faults import Faults
 from tensafe_ops.sandbox.world import World, WorldSize, generate, load
 from tensafe_ops.storage import StateStore, create_engine, migrate
 from tests.contracts import ContractRecorder
+from tests.exporter.offloop import OffLoopSpy
 
 TOKEN = "u+pd-secret-token-9876"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -160,6 +162,19 @@ async def test_metrics_match_the_world_including_a_45_day_old_open_incident(
     assert values[key("tensafe_pagerduty_pagination_capped", listing="open_incidents")] == 0
     assert stats.requests[("pagerduty", "200")] == 3
     assert recorder.check() == 3
+
+
+async def test_families_are_computed_off_the_event_loop(
+    serve: ServeFn, state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, _ = scenario_world()
+    spy = OffLoopSpy(pagerduty_source.incident_families)
+    monkeypatch.setattr(pagerduty_source, "incident_families", spy)
+    source = make_source(await serve(world, Faults()), state, UpstreamStats())
+    values = samples((await source.refresh(NOW)).families)
+    assert spy.ran_off_loop
+    assert values[key("tensafe_pagerduty_open_incidents", urgency="high", status="triggered")] == 1
+    assert values[key("tensafe_pagerduty_time_to_acknowledge_seconds", quantile="0.5")] == 600
 
 
 async def test_oncall_series_are_capped(serve: ServeFn, state: StateStore) -> None:

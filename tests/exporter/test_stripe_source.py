@@ -13,8 +13,9 @@ from pydantic import SecretStr
 
 from exporter.config import MrrRules, StripeConfig
 from exporter.snapshot import render
+from exporter.sources import stripe as stripe_source
 from exporter.sources.base import SourceContext, SourceResult
-from exporter.sources.stripe import StripeSource, create
+from exporter.sources.stripe import DayBaseline, StripeSource, create
 from exporter.stats import UpstreamStats
 from tensafe_ops.http import UpstreamError
 from tensafe_ops.sandbox import stripe_api
@@ -23,6 +24,7 @@ from tensafe_ops.sandbox.faults import Faults
 from tensafe_ops.sandbox.world import World, WorldSize, advance, generate
 from tensafe_ops.storage import StateStore, create_engine, migrate
 from tests.contracts import ContractRecorder
+from tests.exporter.offloop import OffLoopSpy
 
 KEY = "sk_test_source_4242"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -193,6 +195,37 @@ async def fresh_values(url: str, tmp_store: StateStore, now: datetime) -> Sample
         await source.aclose()
 
 
+async def test_mrr_and_report_run_off_the_event_loop_on_their_own_copy(
+    serve: ServeFn, store: StateStore, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = small_world()
+    served = await serve(world)
+    source, _ = make_source(served.url, store)
+
+    def sync_meanwhile() -> None:  # what a later sync may do to the state it keeps
+        state = source.sync.state
+        assert state is not None
+        for held in (state.subscriptions, state.customers, state.open_invoices, state.recent):
+            held.clear()
+
+    summary = OffLoopSpy(stripe_source.mrr_summary, meanwhile=sync_meanwhile)
+    day = OffLoopSpy(stripe_source.next_day)
+    report = OffLoopSpy(stripe_source.build_report)
+    monkeypatch.setattr(stripe_source, "mrr_summary", summary)
+    monkeypatch.setattr(stripe_source, "next_day", day)
+    monkeypatch.setattr(stripe_source, "build_report", report)
+    values = samples(await source.refresh(NOW))
+    assert summary.ran_off_loop and day.ran_off_loop and report.ran_off_loop
+    assert source.sync.state is not None and source.sync.state.subscriptions == {}
+    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+    await migrate(other)
+    monkeypatch.undo()
+    assert billing(values) == billing(await fresh_values(served.url, StateStore(other), NOW))
+    assert value(values, "tensafe_stripe_paying_customers") > 0
+    await other.dispose()
+    await source.aclose()
+
+
 async def test_events_sync_after_advance_is_one_request_and_right(
     serve: ServeFn, store: StateStore, tmp_path: Any
 ) -> None:
@@ -283,6 +316,33 @@ async def test_movements_reset_at_utc_midnight(serve: ServeFn, store: StateStore
     values = samples(await source.refresh(evening + timedelta(minutes=20)))  # next UTC day
     assert all(value(values, "tensafe_stripe_mrr_movement", kind=k) == 0 for k in kinds)
     await source.aclose()
+
+
+class CountingStore(StateStore):
+    """The real store, counting writes."""
+
+    puts = 0
+
+    async def put(self, namespace: str, key: str, value: Any) -> None:
+        self.puts += 1
+        await super().put(namespace, key, value)
+
+
+async def test_day_baseline_moves_and_writes_only_on_change(store: StateStore) -> None:
+    counting = CountingStore(store.engine)
+    day = DayBaseline(counting)
+    assert (await day.movements({"cus_a": 100.0}, NOW)).net == 0  # the first run is the baseline
+    assert (await day.movements({"cus_a": 100.0}, NOW + timedelta(hours=1))).net == 0
+    assert counting.puts == 1  # nothing changed: nothing written
+    moved = await day.movements({"cus_a": 150.0, "cus_b": 10.0}, NOW + timedelta(hours=2))
+    assert (moved.expansion, moved.new) == (50.0, 10.0)
+    assert counting.puts == 2
+
+    restarted = DayBaseline(counting)  # the next UTC day: yesterday's last values are the baseline
+    moved = await restarted.movements({"cus_a": 120.0}, NOW + timedelta(days=1))
+    assert (moved.contraction, moved.churn) == (30.0, 10.0)
+    moved = await restarted.movements({"cus_a": 120.0, "cus_b": 5.0}, NOW + timedelta(days=2))
+    assert (moved.reactivation, moved.new) == (5.0, 0.0)  # cus_b paid before, then churned
 
 
 async def test_429_honours_retry_after_and_5xx_are_retried(

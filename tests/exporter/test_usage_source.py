@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from exporter.config import UsageConfig, UsageQueries
 from exporter.runner import Runner
 from exporter.snapshot import render
+from exporter.sources import usage as usage_source
 from exporter.sources.base import ScheduledSource, SourceContext, SourceResult
 from exporter.sources.usage import create
 from exporter.stats import UpstreamStats
@@ -22,6 +23,7 @@ from tensafe_ops.sandbox.usage_world import write_database
 from tensafe_ops.sandbox.world import World
 from tensafe_ops.storage import StateStore, create_engine, migrate
 from tests.conftest import FakeClock
+from tests.exporter.offloop import OffLoopSpy
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -160,6 +162,20 @@ async def test_metrics_and_facts_equal_what_was_inserted(
         "tier": "unknown",
         "name": "acct_00003",
     }
+
+
+async def test_rows_are_folded_off_the_event_loop(
+    usage_db_url: str, context: SourceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fold = OffLoopSpy(usage_source._add_facts)
+    families = OffLoopSpy(usage_source._families)
+    monkeypatch.setattr(usage_source, "_add_facts", fold)
+    monkeypatch.setattr(usage_source, "_families", families)
+    result = await refresh(UsageConfig(url=SecretStr(usage_db_url)), context)
+    assert fold.ran_off_loop and len(fold.threads) == 4  # once per per-account query
+    assert families.ran_off_loop
+    assert samples(result)[("tensafe_usage_seats", ())] == 3
+    assert result.facts["acct_00001"]["seats"] == 2
 
 
 async def test_custom_queries_and_join_issues(usage_db_url: str, context: SourceContext) -> None:

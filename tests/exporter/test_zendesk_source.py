@@ -20,6 +20,8 @@ from exporter.runner import Runner
 from exporter.snapshot import render
 from exporter.sources.base import ScheduledSource, SourceContext
 from exporter.sources.zendesk import ZendeskSource, create
+from exporter.sources.zendesk import metrics as zendesk_metrics
+from exporter.sources.zendesk import source as zendesk_source
 from exporter.sources.zendesk.source import CURSOR_NS, TICKET_NS
 from exporter.stats import UpstreamStats
 from tensafe_ops.http import UpstreamError
@@ -29,6 +31,7 @@ from tensafe_ops.sandbox.world import World, WorldSize, advance, generate, load
 from tensafe_ops.storage import StateStore, create_engine, migrate
 from tests.conftest import FakeClock
 from tests.contracts import ContractRecorder
+from tests.exporter.offloop import OffLoopSpy
 from tests.sandbox.test_zendesk_fake import check
 
 EMAIL = "ops@tensafe.example"
@@ -187,6 +190,33 @@ async def test_full_sync_matches_the_world(aiohttp_server: ServerFactory, sqlite
     pages = export_pages(len(world.zendesk["tickets"]), first_page=100)
     assert h.responses() == pages + 1  # the export's pages + one page of organizations
     assert check(recorder) == pages + 1
+
+
+async def test_passes_over_the_held_tickets_run_off_the_event_loop(
+    aiohttp_server: ServerFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = world_of()
+    h, _ = await harness(aiohttp_server, world, sqlite_url)
+    source = await h.source()
+    await source.refresh(NOW)
+    later = NOW + timedelta(minutes=10)  # past ORGANIZATIONS_RECHECK: unknown orgs are looked for
+    advance(world, later)
+    h.clock.now = later
+
+    def sync_meanwhile() -> None:  # what a later sync may do to the tickets it holds
+        assert source.tickets is not None
+        source.tickets.clear()
+
+    build = OffLoopSpy(zendesk_metrics.build, meanwhile=sync_meanwhile)
+    stale = OffLoopSpy(zendesk_source.stale_ids)
+    unknown = OffLoopSpy(zendesk_source.names_unknown_organization)
+    monkeypatch.setattr(zendesk_metrics, "build", build)
+    monkeypatch.setattr(zendesk_source, "stale_ids", stale)
+    monkeypatch.setattr(zendesk_source, "names_unknown_organization", unknown)
+    values = samples((await source.refresh(later)).families)
+    assert build.ran_off_loop and stale.ran_off_loop and unknown.ran_off_loop
+    assert source.tickets == {}  # the loop emptied the live dict while the thread computed...
+    assert_matches(values, world, later)  # ...and the metrics are those of the tickets held
 
 
 async def test_restart_continues_from_the_persisted_cursor(

@@ -9,7 +9,7 @@ Persisted in the StateStore so a restart resumes from the last event instead of 
 
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -148,6 +148,22 @@ class BillingState:
     full_sync_at: float | None = None
     shared_prices: dict[str, Obj] = field(default_factory=dict, repr=False, compare=False)
     """One slimmed price object per price id, shared by the subscriptions (not persisted)."""
+
+    def copy(self) -> "BillingState":
+        """A copy whose dicts later syncs do not change. Shallow is enough: a sync puts new
+        objects into these dicts (a changed subscription is slimmed anew, a customer or an
+        invoice rebuilt) and never edits one in place, except a tiered price getting its
+        `tiers`, which is done before `StripeSync.refresh` returns (later syncs at most write
+        the same values again)."""
+        return replace(
+            self,
+            subscriptions=dict(self.subscriptions),
+            customers=dict(self.customers),
+            prices=dict(self.prices),
+            open_invoices=dict(self.open_invoices),
+            discounts=dict(self.discounts),
+            recent=dict(self.recent),
+        )
 
     def overdue_since(self) -> dict[str, datetime]:
         """Subscription id -> finalisation of its oldest unpaid invoice."""
