@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.webhook_accept
 	$(BIN)/python -m bench.webhook_storm
+	$(BIN)/python -m bench.loop_block
 
 clean:
 	rm -rf $(VENV) .tensafe-ops .mypy_cache .pytest_cache .ruff_cache

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -18,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import SOURCES
+from webhook.journal_sqlite import journal_path
 
 TOKEN = "bench-am-token-7c1e"
 PATH = "/api/v1/alerts"
@@ -74,6 +78,22 @@ def notification_template(severity: str = "critical") -> str:
 
 def body_for(template: str, run: int, n: int) -> bytes:
     return template.replace(ID, f"{run:04x}{n:08x}").encode()
+
+
+async def journal_pending(db_url: str) -> int:
+    """Notifications the server journaled and has not ingested yet (wherever its journal
+    lives: a file beside a SQLite state database, else the state database's table)."""
+    engine = create_async_engine(db_url)
+    try:
+        path = journal_path(engine)
+        if path is not None:
+            with sqlite3.connect(path) as db:  # a quick read; the bench's loop waits anyway
+                return int(db.execute("SELECT count(*) FROM notifications").fetchone()[0])
+        async with engine.connect() as conn:
+            query = sa.text("SELECT count(*) FROM webhook_notifications")
+            return int((await conn.execute(query)).scalar_one())
+    finally:
+        await engine.dispose()
 
 
 # -- servers ---------------------------------------------------------------------------------

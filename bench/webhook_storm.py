@@ -28,6 +28,7 @@ from bench.webhook_load import (
     TOKEN,
     Server,
     body_for,
+    journal_pending,
     notification_template,
     webhook_settings,
 )
@@ -142,18 +143,12 @@ async def storm(state_dir: Path, alerts: int, drain_seconds: float) -> None:
 
 async def journal_empty(db_url: str, limit: float) -> float | None:
     """Seconds until the server has ingested everything it accepted (polled every 0.1 s)."""
-    engine = create_async_engine(db_url)
     start = time.monotonic()
-    try:
-        while time.monotonic() - start < limit:
-            async with engine.connect() as conn:
-                query = sa.text("SELECT count(*) FROM webhook_notifications")
-                if not (await conn.execute(query)).scalar_one():
-                    return time.monotonic() - start
-            await asyncio.sleep(0.1)
-        return None
-    finally:
-        await engine.dispose()
+    while time.monotonic() - start < limit:
+        if not await journal_pending(db_url):
+            return time.monotonic() - start
+        await asyncio.sleep(0.1)
+    return None
 
 
 def report_drain(answers: list[Answer], start: float, end: float) -> None:

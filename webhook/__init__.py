@@ -22,7 +22,7 @@ from webhook.dispatch import Dispatcher, WakeUp, setup_dispatcher
 from webhook.handlers import WEBHOOK_KEY, Webhook, add_routes
 from webhook.ingest import Ingester, ingester_ctx
 from webhook.intake import Policy
-from webhook.journal import Journal
+from webhook.journal import open_journal
 from webhook.metrics import WebhookCollector, WebhookStats
 from webhook.store import WebhookStore
 
@@ -35,7 +35,7 @@ def setup(app: web.Application, cfg: WebhookConfig) -> None:
     if not cfg.enabled:
         return
     store = WebhookStore(app[STATE_STORE_KEY].engine, Policy.from_config(cfg))
-    journal = Journal(store.engine, store.writing)
+    journal = open_journal(store.engine, store.writing)
     webhook = Webhook(
         cfg=cfg, store=store, journal=journal, stats=WebhookStats(), clock=app[CLOCK_KEY]
     )
@@ -95,5 +95,5 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     # Accepted-but-unanswered writes (client gone) still finish before the engine closes.
-    await webhook.journal.flush()
     await asyncio.gather(*webhook.writes, return_exceptions=True)
+    await webhook.journal.close()

@@ -7,6 +7,7 @@ request itself is wrong and will stay wrong, and 503 means "try again" (store un
 """
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +31,7 @@ from webhook.store import ConflictError, NotFoundError, WebhookStore
 log = get_logger("tensafe_ops.webhook")
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_STORE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+_STORE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError)
 
 
 @dataclass

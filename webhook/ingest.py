@@ -1,9 +1,9 @@
 """Ingest: journaled notifications become alert records, dedupe keys and outbox rows.
 
 Every replica runs one ingest loop. A batch is read and parsed outside any write lock, then
-one transaction claims the entries (deletes them from the journal) and applies exactly the
-claimed ones (`WebhookStore.apply`): the journal row and what it causes swap atomically, so a
-crash at any point leaves either the entry or its effects, never both or neither. On
+one transaction claims the entries and applies exactly the claimed ones
+(`WebhookStore.apply`): an entry and what it causes swap atomically (see `Journal.claim`), so
+a crash at any point leaves the entry or its effects, and it is applied once. On
 PostgreSQL an advisory transaction lock lets one replica ingest at a time, so notifications are
 applied in journal order (firing before its resolve) whichever replica received them.
 
@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tensafe_ops.clock import Clock
 from tensafe_ops.log import get_logger
-from webhook.journal import Entry, Journal, claim, set_aside
+from webhook.journal import Entry, Journal
 from webhook.metrics import WebhookStats
 from webhook.payload import Notification, PayloadError, parse_notification
 from webhook.store import AcceptResult, WebhookStore
@@ -124,20 +124,26 @@ class Ingester:
             log.warning("notification_ingest_failed", journal_id=entry.id, error=error)
 
     async def _apply(self, parsed: list[Parsed], broken: list[tuple[Entry, str]]) -> None:
+        for entry, error in broken:  # first: a crash after the apply must not lose them
+            await self.journal.set_aside(entry.id, error)
+            self.stats.ingest_failures += 1
+            log.error("notification_set_aside", journal_id=entry.id, error=error)
+        if not parsed:
+            return
         async with self.store.writing() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": INGEST_LOCK_ID}
                 )
-            mine = await claim(conn, [p.entry.id for p in parsed])
+            mine = await self.journal.claim(conn, [p.entry.id for p in parsed])
+            handled = {p.entry.id for p in parsed}
             parsed = [p for p in parsed if p.entry.id in mine]
             batch = [(p.notification, p.entry.received_at) for p in parsed]
             results = await self.store.apply(conn, batch)
-            for entry, error in broken:
-                await set_aside(conn, entry.id, error)
-        for entry, error in broken:
-            self.stats.ingest_failures += 1
-            log.error("notification_set_aside", journal_id=entry.id, error=error)
+        try:
+            await self.journal.forget(handled)
+        except Exception as exc:  # applied all the same; `claim` skips them next time
+            log.warning("journal_cleanup_failed", entries=len(handled), error=describe(exc))
         for item, result in zip(parsed, results, strict=True):
             self._count(item, result)
         if parsed:

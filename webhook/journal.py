@@ -1,20 +1,28 @@
 """The notification journal: what the receiver stores before it answers 2xx.
 
-Accepting a notification is one INSERT of its body (validated, as received) into
-`webhook_notifications`, committed before the answer; everything it causes (alert records,
-dedupe keys, outbox rows) is derived afterwards by `webhook.ingest`, in the transaction that
-deletes the journal row. So a 2xx is as durable as before, but costs one small row instead of
-~40 rows of routing work, and a burst is absorbed at the rate the database can append.
+Accepting a notification is one INSERT of its body (validated, as received), committed before
+the answer; everything it causes (alert records, outbox rows) is derived afterwards by
+`webhook.ingest`, which swaps journal entries for their effects atomically. So a 2xx is as
+durable as before, but costs one small row instead of ~30 rows of routing work, and a burst is
+absorbed at the rate the database can append.
 
 Concurrent notifications share a transaction (group commit): whatever waits when a commit ends
 goes into the next one, with no timer, so a lone notification is never delayed.
+
+Two backends, one contract:
+- `SqlJournal` (PostgreSQL, or an in-memory SQLite): the `webhook_notifications` table of the
+  state database; the ingest transaction claims entries by deleting them.
+- `SqliteFileJournal` (`webhook.journal_sqlite`, the default with a SQLite file): a database
+  file of its own, so appends never wait for the state database's single writer.
 """
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -23,8 +31,11 @@ from webhook.tables import notifications
 
 GROUP_COMMIT_MAX = 256
 """Notifications appended in one transaction at most (the rest wait for the next one)."""
+ERROR_MAX = 2000
 
 Writer = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+Row = tuple[float, str]
+"""(received_at epoch seconds, body) of a notification to append."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +54,26 @@ class Backlog:
     oldest_received_at: datetime | None
 
 
-class Journal:
-    def __init__(self, engine: AsyncEngine, writing: Writer) -> None:
-        self.engine = engine
-        self.writing = writing
-        self._waiting: list[tuple[dict[str, object], asyncio.Future[int]]] = []
+def entry(row: Sequence[Any]) -> Entry:
+    entry_id, received_at, body, attempts = row
+    return Entry(entry_id, datetime.fromtimestamp(received_at, UTC), body, attempts)
+
+
+def backlog_of(now: datetime, counts: Sequence[Sequence[Any]]) -> Backlog:
+    """From rows of (state, count, oldest received_at)."""
+    by_state = {state: (n, oldest) for state, n, oldest in counts}
+    pending, oldest = by_state.get("pending", (0, None))
+    return Backlog(
+        read_at=now,
+        pending=pending,
+        failed=by_state.get("failed", (0, None))[0],
+        oldest_received_at=None if oldest is None else datetime.fromtimestamp(oldest, UTC),
+    )
+
+
+class Journal(ABC):
+    def __init__(self) -> None:
+        self._waiting: list[tuple[Row, asyncio.Future[int]]] = []
         self._committer: asyncio.Task[None] | None = None
         self.appended = asyncio.Event()
         """Set after every commit that appended something: the ingester's wake-up."""
@@ -56,14 +82,8 @@ class Journal:
         """Store a notification: the future gives its journal id once committed. The write
         belongs to the commit task: cancelling the future (the client went away, the handler
         timed out) does not take the notification out of the batch being committed."""
-        row: dict[str, object] = {
-            "received_at": received_at.timestamp(),
-            "body": body,
-            "state": "pending",
-            "attempts": 0,
-        }
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, future))
+        self._waiting.append(((received_at.timestamp(), body), future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting(), name="journal-commit")
         return future
@@ -93,13 +113,65 @@ class Journal:
         while self._committer is not None and not self._committer.done():
             await asyncio.wait([self._committer])
 
-    async def _insert(self, rows: Sequence[dict[str, object]]) -> list[int]:
+    async def close(self) -> None:
+        await self.flush()
+
+    @abstractmethod
+    async def _insert(self, rows: Sequence[Row]) -> list[int]:
+        """Append in one transaction; the new ids, in order."""
+
+    @abstractmethod
+    async def pending(self, limit: int) -> list[Entry]:
+        """The oldest pending entries (no write lock taken; `claim` decides)."""
+
+    @abstractmethod
+    async def claim(self, conn: AsyncConnection, entry_ids: Sequence[int]) -> set[int]:
+        """Inside the ingest transaction on the state database: take the entries nobody has
+        applied yet; the caller applies exactly those. If that transaction rolls back, they
+        were never taken."""
+
+    @abstractmethod
+    async def forget(self, handled: set[int]) -> None:
+        """After the ingest transaction committed: drop the entries of the batch, if `claim`
+        did not already."""
+
+    @abstractmethod
+    async def set_aside(self, entry_id: int, error: str) -> None:
+        """An entry that can never be ingested: kept as `failed`, for a human."""
+
+    @abstractmethod
+    async def record_failure(self, entry_id: int, error: str, give_up_after: int) -> bool:
+        """Count a failed ingest of one entry; after `give_up_after` attempts it is set aside
+        as `failed`. True when it was set aside now."""
+
+    @abstractmethod
+    async def failed(self, limit: int) -> list[tuple[Entry, str]]:
+        """Entries set aside, with their last error, oldest first."""
+
+    @abstractmethod
+    async def backlog(self, now: datetime) -> Backlog: ...
+
+
+class SqlJournal(Journal):
+    """The `webhook_notifications` table of the state database (PostgreSQL: shared by every
+    replica; a claim deletes the rows, and another replica's claim of the same rows waits for
+    that transaction and then finds them gone)."""
+
+    def __init__(self, engine: AsyncEngine, writing: Writer) -> None:
+        super().__init__()
+        self.engine = engine
+        self.writing = writing
+
+    async def _insert(self, rows: Sequence[Row]) -> list[int]:
         stmt = sa.insert(notifications).returning(notifications.c.id, sort_by_parameter_order=True)
+        params = [
+            {"received_at": at, "body": body, "state": "pending", "attempts": 0}
+            for at, body in rows
+        ]
         async with self.writing() as conn:
-            return list((await conn.execute(stmt, list(rows))).scalars())
+            return list((await conn.execute(stmt, params)).scalars())
 
     async def pending(self, limit: int) -> list[Entry]:
-        """The oldest pending entries (read without a write lock; `claim` decides)."""
         query = (
             sa.select(
                 notifications.c.id,
@@ -112,19 +184,41 @@ class Journal:
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [Entry(i, datetime.fromtimestamp(at, UTC), body, n) for i, at, body, n in rows]
+            return [entry(row) for row in (await conn.execute(query)).all()]
+
+    async def claim(self, conn: AsyncConnection, entry_ids: Sequence[int]) -> set[int]:
+        if not entry_ids:
+            return set()
+        deleted = await conn.execute(
+            sa.delete(notifications)
+            .where(notifications.c.id.in_(entry_ids), notifications.c.state == "pending")
+            .returning(notifications.c.id)
+        )
+        return set(deleted.scalars())
+
+    async def forget(self, handled: set[int]) -> None:
+        """Nothing to do: `claim` deleted them in the ingest transaction."""
+
+    async def set_aside(self, entry_id: int, error: str) -> None:
+        async with self.writing() as conn:
+            await conn.execute(
+                sa.update(notifications)
+                .where(notifications.c.id == entry_id)
+                .values(
+                    state="failed",
+                    last_error=error[:ERROR_MAX],
+                    attempts=notifications.c.attempts + 1,
+                )
+            )
 
     async def record_failure(self, entry_id: int, error: str, give_up_after: int) -> bool:
-        """Count a failed ingest of one entry; after `give_up_after` attempts it is set aside
-        as `failed` (kept, never deleted). True when it was set aside now."""
         async with self.writing() as conn:
             updated = await conn.execute(
                 sa.update(notifications)
                 .where(notifications.c.id == entry_id, notifications.c.state == "pending")
                 .values(
                     attempts=notifications.c.attempts + 1,
-                    last_error=error[:2000],
+                    last_error=error[:ERROR_MAX],
                     state=sa.case(
                         (notifications.c.attempts + 1 >= give_up_after, "failed"),
                         else_="pending",
@@ -135,6 +229,23 @@ class Journal:
             state: str | None = updated.scalar_one_or_none()
             return state == "failed"
 
+    async def failed(self, limit: int) -> list[tuple[Entry, str]]:
+        query = (
+            sa.select(
+                notifications.c.id,
+                notifications.c.received_at,
+                notifications.c.body,
+                notifications.c.attempts,
+                notifications.c.last_error,
+            )
+            .where(notifications.c.state == "failed")
+            .order_by(notifications.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(entry(row[:4]), row[4] or "") for row in rows]
+
     async def backlog(self, now: datetime) -> Backlog:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
@@ -144,35 +255,13 @@ class Journal:
                     sa.func.min(notifications.c.received_at),
                 ).group_by(notifications.c.state)
             )
-            by_state = {state: (n, oldest) for state, n, oldest in rows}
-        pending, oldest = by_state.get("pending", (0, None))
-        return Backlog(
-            read_at=now,
-            pending=pending,
-            failed=by_state.get("failed", (0, None))[0],
-            oldest_received_at=None if oldest is None else datetime.fromtimestamp(oldest, UTC),
-        )
+            return backlog_of(now, rows.all())
 
 
-async def claim(conn: AsyncConnection, entry_ids: Sequence[int]) -> set[int]:
-    """Inside the ingest transaction: delete the entries that are still pending and return
-    their ids; the caller applies exactly those. An entry another replica ingested meanwhile
-    is gone (or locked until that replica commits, then gone), so it is never applied twice;
-    if the transaction rolls back, the entries are pending again."""
-    if not entry_ids:
-        return set()
-    deleted = await conn.execute(
-        sa.delete(notifications)
-        .where(notifications.c.id.in_(entry_ids), notifications.c.state == "pending")
-        .returning(notifications.c.id)
-    )
-    return set(deleted.scalars())
+def open_journal(engine: AsyncEngine, writing: Writer) -> Journal:
+    """A journal file next to a SQLite state database file; the state database's own table
+    otherwise (PostgreSQL, in-memory SQLite)."""
+    from webhook.journal_sqlite import SqliteFileJournal, journal_path
 
-
-async def set_aside(conn: AsyncConnection, entry_id: int, error: str) -> None:
-    """An entry that can never be ingested (its body no longer parses): kept as `failed`."""
-    await conn.execute(
-        sa.update(notifications)
-        .where(notifications.c.id == entry_id)
-        .values(state="failed", last_error=error[:2000], attempts=notifications.c.attempts + 1)
-    )
+    path = journal_path(engine)
+    return SqlJournal(engine, writing) if path is None else SqliteFileJournal(path, writing)

@@ -121,3 +121,11 @@ notifications = sa.Table(
     sa.Index("ix_webhook_notifications_state", "state", "id"),
     sqlite_autoincrement=True,  # rows are deleted: without it SQLite would reuse their ids
 )
+
+journal_applied = sa.Table(
+    "webhook_journal_applied",
+    metadata,
+    # Entries of a SQLite journal file (webhook.journal_sqlite) applied by a committed ingest
+    # transaction and maybe not yet deleted from that file: the two files commit separately.
+    sa.Column("id", Id, primary_key=True, autoincrement=False),
+)

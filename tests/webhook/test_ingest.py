@@ -20,10 +20,11 @@ from webhook.config import WebhookConfig
 from webhook.handlers import WEBHOOK_KEY
 from webhook.ingest import Ingester
 from webhook.intake import Policy
-from webhook.journal import Journal
+from webhook.journal import Journal, open_journal
+from webhook.journal_sqlite import SqliteFileJournal
 from webhook.metrics import WebhookStats
 from webhook.store import WebhookStore
-from webhook.tables import alerts, deliveries, notifications
+from webhook.tables import alerts, deliveries
 from webhook.targets import IngestConfig
 
 
@@ -40,7 +41,7 @@ async def replica(db_url: str, tmp_path: Path, clock: FakeClock, **ingest: Any) 
     await migrate(engine)
     cfg = WebhookConfig.model_validate(webhook_settings(tmp_path, db_url)["webhook"])
     store = WebhookStore(engine, Policy.from_config(cfg))
-    journal = Journal(engine, store.writing)
+    journal = open_journal(engine, store.writing)
     ingester = Ingester(store, journal, WebhookStats(), IngestConfig(**ingest), clock)
     return Replica(engine, store, journal, ingester)
 
@@ -49,6 +50,7 @@ async def replica(db_url: str, tmp_path: Path, clock: FakeClock, **ingest: Any) 
 async def one(state_db_url: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Replica]:
     r = await replica(state_db_url, tmp_path, clock, max_attempts=2)
     yield r
+    await r.journal.close()
     await r.engine.dispose()
 
 
@@ -79,10 +81,9 @@ async def test_an_unparseable_entry_is_set_aside_and_the_rest_ingested(
     assert set(one.ingester.recent) == {ids[0], ids[2], ids[3]}
     backlog = await one.journal.backlog(clock())
     assert (backlog.pending, backlog.failed) == (0, 1)
-    async with one.engine.connect() as conn:
-        kept = (await conn.execute(sa.select(notifications))).mappings().one()
-    assert kept["id"] == ids[1] and kept["state"] == "failed"
-    assert "no longer a valid notification" in kept["last_error"]
+    [(kept, error)] = await one.journal.failed(10)
+    assert kept.id == ids[1] and kept.body == '{"version": "4"}'
+    assert "no longer a valid notification" in error
     assert one.ingester.stats.ingest_failures == 1
 
 
@@ -124,10 +125,9 @@ async def test_an_entry_the_database_refuses_is_retried_alone_then_set_aside(
         await one.ingester.catch_up()  # the second attempt (max_attempts=2): set aside
     backlog = await one.journal.backlog(clock())
     assert (backlog.pending, backlog.failed) == (0, 1)
-    async with one.engine.connect() as conn:
-        kept = (await conn.execute(sa.select(notifications))).mappings().one()
-    assert (kept["id"], kept["attempts"]) == (ids[1], 2) and "refused" in kept["last_error"]
-    assert "INSERT" not in kept["last_error"]  # no SQL, no parameters (alert content)
+    [(kept, error)] = await one.journal.failed(10)
+    assert (kept.id, kept.attempts) == (ids[1], 2) and "refused" in error
+    assert "INSERT" not in error  # no SQL, no parameters (alert content)
     assert set(one.ingester.recent) == {ids[0], ids[2]}
     assert one.ingester.stats.ingest_failures == 1
     await one.ingester.catch_up()  # nothing left: the queue moves on
@@ -148,8 +148,9 @@ async def test_replicas_ingest_every_entry_exactly_once(
         assert await count(a.engine, deliveries) == 60
         assert (await a.journal.backlog(clock())).pending == 0
     finally:
-        await a.engine.dispose()
-        await b.engine.dispose()
+        for r in (a, b):
+            await r.journal.close()
+            await r.engine.dispose()
 
 
 async def test_entries_left_by_a_stopped_process_are_ingested_at_start(
@@ -157,6 +158,7 @@ async def test_entries_left_by_a_stopped_process_are_ingested_at_start(
 ) -> None:
     r = await replica(state_db_url, tmp_path, clock)
     await r.journal.append(body(am_alert("DatabaseDown")), clock())
+    await r.journal.close()
     await r.engine.dispose()  # accepted, then the process went away before ingesting
 
     client = await aiohttp_client(webhook_app(tmp_path, state_db_url, clock))
@@ -192,3 +194,40 @@ async def test_journal_backlog_is_a_metric(
     assert "tensafe_webhook_notifications_ingested_total 1.0" in metrics
     assert "tensafe_webhook_journal_pending 0.0" in metrics
     assert "tensafe_webhook_journal_oldest_pending_age_seconds 0.0" in metrics
+
+
+async def test_a_crash_between_the_two_sqlite_commits_applies_nothing_twice(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The SQLite journal is a file of its own: the ingest commits the alerts first, then
+    deletes the entries there. Dying in between leaves entries that were applied already."""
+    r = await replica(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}", tmp_path, clock)
+    try:
+        assert isinstance(r.journal, SqliteFileJournal)
+        assert r.journal.path == tmp_path / "state-webhook-journal.db"
+        ids = [
+            await r.journal.append(body(am_alert("HighCPU", "warning", instance=f"w-{i}")), clock())
+            for i in range(3)
+        ]
+        forget = r.journal.forget
+
+        async def crash(handled: set[int]) -> None:
+            raise OSError("killed before the journal file was cleaned")
+
+        r.journal.forget = crash  # type: ignore[method-assign]
+        await r.ingester.ingest_once()
+        assert await count(r.engine, alerts) == 3
+        backlog = await r.journal.backlog(clock())
+        assert (backlog.pending, backlog.failed) == (3, 0)  # still there, but applied
+        assert [e.attempts for e in await r.journal.pending(10)] == [0, 0, 0]  # no failure
+
+        r.journal.forget = forget  # type: ignore[method-assign]
+        r.ingester.recent.clear()
+        await r.ingester.catch_up()
+        assert (await r.journal.backlog(clock())).pending == 0
+        assert await count(r.engine, alerts) == 3 and await count(r.engine, deliveries) == 3
+        assert r.ingester.recent == {}  # not applied a second time, not even as duplicates
+        assert r.ingester.stats.duplicates == 0 and len(ids) == 3
+    finally:
+        await r.journal.close()
+        await r.engine.dispose()

@@ -14,7 +14,6 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from tensafe_ops.keys import STATE_STORE_KEY
 from tensafe_ops.sandbox import pagerduty_events_api, slack_api
 from tensafe_ops.sandbox.faults import Faults
 from tests.conftest import FakeClock
@@ -32,6 +31,7 @@ from tests.webhook.am import (
     webhook_settings,
 )
 from webhook.handlers import WEBHOOK_KEY
+from webhook.journal_sqlite import SqliteFileJournal
 
 CONTRACT = json.loads(
     (Path(__file__).resolve().parents[3] / "shared/contracts/alertmanager-webhook.json").read_text()
@@ -274,15 +274,19 @@ async def test_basic_auth_receiver_and_explicit_none(
 async def test_store_unavailable_answers_503(aiohttp_client, tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
     db = tmp_path / "state.db"
     client = await start(aiohttp_client, tmp_path, f"sqlite+aiosqlite:///{db}", clock)
-    for _ in range(100):  # background loops may recreate the file between the two steps
-        db.unlink(missing_ok=True)
-        with contextlib.suppress(FileExistsError):
-            db.mkdir()  # the path exists but is no database: every connection fails
-            break
-        await asyncio.sleep(0.01)
-    await client.app[STATE_STORE_KEY].engine.dispose()
-    status, body = await post(client, load("tensafe_api_down.json"))
-    assert status == 503 and "retry" in body["error"]
+    journal = client.app[WEBHOOK_KEY].journal
+    assert isinstance(journal, SqliteFileJournal)
+    assert (await post(client, load("tensafe_api_down.json")))[0] == 200
+    good = journal.path
+    journal.path = tmp_path / "gone"
+    await asyncio.to_thread(journal.path.mkdir)  # a path that is no database: opening fails
+    await journal._run(journal._close)  # as if the connection were lost
+    response = await client.post(
+        "/api/v1/alerts", json=load("new_customer_info.json"), headers=AUTH
+    )
+    assert response.status == 503 and "retry" in (await response.json())["error"]
+    journal.path = good  # back: the next notification reopens the journal and is stored
+    assert (await post(client, load("new_customer_info.json")))[0] == 200
 
 
 async def test_a_cancelled_request_still_finishes_its_write(

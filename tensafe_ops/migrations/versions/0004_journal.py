@@ -1,4 +1,5 @@
-"""Webhook: the notification journal (accepted notifications not yet ingested).
+"""Webhook: the notification journal (accepted notifications not yet ingested) and, for a
+journal kept in its own SQLite file, the ids applied but maybe not yet deleted there.
 
 Revision ID: 0004
 Revises: 0003
@@ -27,7 +28,11 @@ def upgrade() -> None:
         sqlite_autoincrement=True,  # rows are deleted: without it SQLite reuses their ids
     )
     op.create_index("ix_webhook_notifications_state", "webhook_notifications", ["state", "id"])
+    op.create_table(
+        "webhook_journal_applied", sa.Column("id", _ID, primary_key=True, autoincrement=False)
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("webhook_journal_applied")
     op.drop_table("webhook_notifications")

@@ -1,0 +1,208 @@
+"""The journal in a SQLite file of its own, next to the state database file.
+
+Why a second file: SQLite has one writer per database. With the journal in the state
+database, every append (the 2xx path) queued behind ingest transactions, outbox claims and
+sweeps; in its own file, an append waits only for other appends. Why plain `sqlite3` on one
+dedicated thread instead of SQLAlchemy over aiosqlite: an append is the whole cost of a 2xx,
+and one thread hop per group commit (instead of one per statement, plus pool checkout) is what
+lets the receiver keep up with bursts (bench/README.md). The connection is only ever used from
+that thread.
+
+Atomicity across the two files: the ingest transaction on the state database records the ids
+it applies in `webhook_journal_applied`; only after it commits are the entries deleted from the
+journal file, then those records. A crash in between leaves entries that `claim` recognises
+as applied, so nothing is applied twice and nothing is lost.
+"""
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from webhook.journal import (
+    ERROR_MAX,
+    Backlog,
+    Entry,
+    Journal,
+    Row,
+    Writer,
+    backlog_of,
+    entry,
+)
+from webhook.tables import journal_applied
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_notifications_state ON notifications (state, id);
+"""
+
+
+def journal_path(engine: AsyncEngine) -> Path | None:
+    """`<dir>/<name>-webhook-journal.db` for a SQLite state database file, else None."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    state = Path(database)
+    return state.with_name(f"{state.stem}-webhook-journal.db")
+
+
+class SqliteFileJournal(Journal):
+    def __init__(self, path: Path, writing: Writer) -> None:
+        super().__init__()
+        self.path = path
+        self.writing = writing
+        """Write transactions on the state database (for `webhook_journal_applied`)."""
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-journal")
+        self._db: sqlite3.Connection | None = None
+
+    # -- on the journal thread ----------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a 2xx survives a power loss too
+            db.executescript(SCHEMA)
+            self._db = db
+        return self._db
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` in one write transaction. On any error the connection is dropped (the
+        transaction with it) and the next call opens a fresh one."""
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            result = work(db)
+            db.execute("COMMIT")
+        except BaseException:
+            self._close()
+            raise
+        return result
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._transaction(lambda db: db.execute(sql, params).fetchall())
+
+    def _insert_rows(self, rows: Sequence[Row]) -> list[int]:
+        def insert(db: sqlite3.Connection) -> list[int]:
+            db.executemany("INSERT INTO notifications (received_at, body) VALUES (?, ?)", rows)
+            # One connection, AUTOINCREMENT: the rows got the consecutive ids ending here.
+            last: int = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            return list(range(last - len(rows) + 1, last + 1))
+
+        return self._transaction(insert)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def _close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, func, *args)
+
+    # -- the Journal contract -----------------------------------------------------------------
+
+    async def _insert(self, rows: Sequence[Row]) -> list[int]:
+        ids: list[int] = await self._run(self._insert_rows, rows)
+        return ids
+
+    async def pending(self, limit: int) -> list[Entry]:
+        rows: list[Any] = await self._run(
+            self._read,
+            "SELECT id, received_at, body, attempts FROM notifications "
+            "WHERE state = 'pending' ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [entry(row) for row in rows]
+
+    async def claim(self, conn: AsyncConnection, entry_ids: Sequence[int]) -> set[int]:
+        if not entry_ids:
+            return set()
+        done = await conn.execute(
+            sa.select(journal_applied.c.id).where(journal_applied.c.id.in_(entry_ids))
+        )
+        mine = set(entry_ids) - set(done.scalars())
+        if mine:
+            await conn.execute(
+                sqlite_dialect.insert(journal_applied).on_conflict_do_nothing(),
+                [{"id": i} for i in sorted(mine)],
+            )
+        return mine
+
+    async def forget(self, handled: set[int]) -> None:
+        """After the ingest commit: every entry of the batch is applied (now or by an earlier
+        ingest that died before forgetting it). Deleted from the journal file first, then
+        their records: if this stops half-way, `claim` still skips them next time."""
+        if not handled:
+            return
+        ids = sorted(handled)
+        await self._run(self._forget, ids)
+        async with self.writing() as conn:
+            await conn.execute(sa.delete(journal_applied).where(journal_applied.c.id.in_(ids)))
+
+    def _forget(self, ids: list[int]) -> None:
+        self._transaction(
+            lambda db: db.executemany("DELETE FROM notifications WHERE id = ?", [(i,) for i in ids])
+        )
+
+    async def set_aside(self, entry_id: int, error: str) -> None:
+        await self._run(
+            self._write,
+            "UPDATE notifications SET state = 'failed', last_error = ?, attempts = attempts + 1 "
+            "WHERE id = ?",
+            (error[:ERROR_MAX], entry_id),
+        )
+
+    async def record_failure(self, entry_id: int, error: str, give_up_after: int) -> bool:
+        rows: list[Any] = await self._run(
+            self._write,
+            "UPDATE notifications SET attempts = attempts + 1, last_error = ?, "
+            "state = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE 'pending' END "
+            "WHERE id = ? AND state = 'pending' RETURNING state",
+            (error[:ERROR_MAX], give_up_after, entry_id),
+        )
+        return bool(rows) and rows[0][0] == "failed"
+
+    async def failed(self, limit: int) -> list[tuple[Entry, str]]:
+        rows: list[Any] = await self._run(
+            self._read,
+            "SELECT id, received_at, body, attempts, last_error FROM notifications "
+            "WHERE state = 'failed' ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [(entry(row[:4]), row[4] or "") for row in rows]
+
+    async def backlog(self, now: datetime) -> Backlog:
+        rows: list[Any] = await self._run(
+            self._read,
+            "SELECT state, count(*), min(received_at) FROM notifications GROUP BY state",
+        )
+        return backlog_of(now, rows)
+
+    async def close(self) -> None:
+        await self.flush()
+        await self._run(self._close)
+        self._thread.shutdown(wait=True)
