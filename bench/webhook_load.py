@@ -142,11 +142,13 @@ def bare_app() -> web.Application:
 
 async def _serve(settings: dict[str, Any] | None, port_out: Connection) -> None:
     from tensafe_ops.app import make_app
+    from tensafe_ops.gc_tuning import freeze_startup_objects
     from tensafe_ops.settings import parse_settings
 
     app = bare_app() if settings is None else make_app(parse_settings(settings))
     runner = web.AppRunner(app)  # as `tensafe-ops serve` does
     await runner.setup()
+    freeze_startup_objects()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port_out.send(runner.addresses[0][1])

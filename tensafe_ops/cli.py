@@ -13,6 +13,7 @@ import click
 from aiohttp import web
 
 from tensafe_ops import __version__
+from tensafe_ops.gc_tuning import freeze_startup_objects
 from tensafe_ops.log import get_logger, register_secrets, setup_logging
 from tensafe_ops.malloc import limit_arenas
 from tensafe_ops.settings import ConfigError, Settings, load_settings, secret_values
@@ -219,6 +220,7 @@ async def _serve(settings: Settings, world: "World | None") -> None:
     app = make_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
+    freeze_startup_objects()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     await site.start()
     base = f"http://{settings.server.host}:{settings.server.port}"
