@@ -20,6 +20,7 @@ hold the same row) and sends them in claim order. Rules:
 """
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ RETRY_AFTER_MAX = 3600.0
 
 RELEASE_TIMEOUT = 2.0
 """How long a stopping dispatcher waits for the outbox to take back unsent leases."""
+
+WAKE_GAP = 0.2
+"""Seconds between two looks for due deliveries at least, however often the ingester wakes
+the dispatcher: a look reads the outbox, whose pending part can be large during a storm."""
 
 HEADROOM = 0.95
 """Share of each destination's documented rate the dispatcher uses."""
@@ -159,7 +164,10 @@ class Dispatcher:
             await asyncio.gather(*draining.values(), return_exceptions=True)
 
     async def _sleep(self, woken: asyncio.Event) -> None:
-        """Until the poll interval has passed, new deliveries were added, or we stop."""
+        """Until the poll interval has passed, new deliveries were added, or we stop; never
+        less than WAKE_GAP unless stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), min(WAKE_GAP, self.config.poll_interval))
         waits = [asyncio.ensure_future(e.wait()) for e in (woken, self.stopping)]
         try:
             await asyncio.wait(
