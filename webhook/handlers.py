@@ -304,6 +304,38 @@ async def retry_delivery(request: web.Request) -> web.Response:
     return web.json_response(delivery_json(row))
 
 
+async def list_failed_notifications(request: web.Request) -> web.Response:
+    """Journal entries set aside as failed, with the error, the body as received included."""
+    webhook = request.app[WEBHOOK_KEY]
+    limit = _limit(request)
+    if isinstance(limit, web.Response):
+        return limit
+    failed = await webhook.journal.failed(limit)
+    return web.json_response(
+        {
+            "notifications": [
+                {
+                    "id": entry.id,
+                    "received_at": entry.received_at.isoformat().replace("+00:00", "Z"),
+                    "attempts": entry.attempts,
+                    "last_error": error,
+                    "body": entry.body,
+                }
+                for entry, error in failed
+            ]
+        }
+    )
+
+
+async def retry_notification(request: web.Request) -> web.Response:
+    webhook = request.app[WEBHOOK_KEY]
+    entry_id = _int_param(request, "id")
+    if entry_id is None or not await webhook.journal.retry(entry_id):
+        return error(404, "no failed notification with that id")
+    webhook.journal.appended.set()  # the ingester picks it up now
+    return web.json_response({"id": entry_id, "state": "pending"})
+
+
 class _Agent(BaseModel):
     model_config = ConfigDict(extra="allow")
     summary: str | None = None
@@ -382,5 +414,7 @@ def add_routes(app: web.Application, cfg: WebhookConfig) -> None:
     app.router.add_post("/api/v1/maintenance", api(add_maintenance))
     app.router.add_get("/api/v1/deliveries", api(list_deliveries))
     app.router.add_post("/api/v1/deliveries/{id}/retry", api(retry_delivery))
+    app.router.add_get("/api/v1/notifications/failed", api(list_failed_notifications))
+    app.router.add_post("/api/v1/notifications/{id}/retry", api(retry_notification))
     if cfg.pagerduty_webhook_secrets:
         app.router.add_post("/api/v1/pagerduty/webhook", pagerduty_webhook)

@@ -149,6 +149,11 @@ class Journal(ABC):
         """Entries set aside, with their last error, oldest first."""
 
     @abstractmethod
+    async def retry(self, entry_id: int) -> bool:
+        """Put an entry set aside back in line (attempts from zero). False when there is no
+        failed entry with that id. Safe: a failed entry was never applied."""
+
+    @abstractmethod
     async def backlog(self, now: datetime) -> Backlog: ...
 
 
@@ -245,6 +250,16 @@ class SqlJournal(Journal):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [(entry(row[:4]), row[4] or "") for row in rows]
+
+    async def retry(self, entry_id: int) -> bool:
+        async with self.writing() as conn:
+            updated = await conn.execute(
+                sa.update(notifications)
+                .where(notifications.c.id == entry_id, notifications.c.state == "failed")
+                .values(state="pending", attempts=0)
+                .returning(notifications.c.id)
+            )
+            return updated.scalar_one_or_none() is not None
 
     async def backlog(self, now: datetime) -> Backlog:
         async with self.engine.connect() as conn:

@@ -195,6 +195,15 @@ class SqliteFileJournal(Journal):
         )
         return [(entry(row[:4]), row[4] or "") for row in rows]
 
+    async def retry(self, entry_id: int) -> bool:
+        rows: list[Any] = await self._run(
+            self._write,
+            "UPDATE notifications SET state = 'pending', attempts = 0 "
+            "WHERE id = ? AND state = 'failed' RETURNING id",
+            (entry_id,),
+        )
+        return bool(rows)
+
     async def backlog(self, now: datetime) -> Backlog:
         rows: list[Any] = await self._run(
             self._read,

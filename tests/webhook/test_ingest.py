@@ -231,3 +231,39 @@ async def test_a_crash_between_the_two_sqlite_commits_applies_nothing_twice(
     finally:
         await r.journal.close()
         await r.engine.dispose()
+
+
+async def test_failed_notifications_are_listed_and_retried_through_the_api(
+    aiohttp_client: Any, tmp_path: Path, state_db_url: str, clock: FakeClock
+) -> None:
+    app = webhook_app(tmp_path, state_db_url, clock, ingest={"max_attempts": 1})
+    client = await aiohttp_client(app)
+    engine = client.app[WEBHOOK_KEY].store.engine
+    await refuse_alertname(engine, "Poison")
+    response = await client.post(
+        "/api/v1/alerts", json=notification(am_alert("Poison", "warning")), headers=AUTH
+    )
+    journal_id = (await response.json())["id"]
+    async with asyncio.timeout(10):  # the background ingester's one attempt: set aside
+        while True:
+            listed = await (await client.get("/api/v1/notifications/failed", headers=API)).json()
+            if listed["notifications"]:
+                break
+            await asyncio.sleep(0.02)
+    [failed] = listed["notifications"]
+    assert (failed["id"], failed["attempts"]) == (journal_id, 1)
+    assert "refused" in failed["last_error"] and '"Poison"' in failed["body"]
+
+    async with engine.begin() as conn:  # the cause is fixed
+        on_table = "" if conn.dialect.name == "sqlite" else " ON webhook_alerts"
+        await conn.exec_driver_sql(f"DROP TRIGGER refuse{on_table}")
+    retried = await client.post(f"/api/v1/notifications/{journal_id}/retry", headers=API)
+    assert (retried.status, await retried.json()) == (200, {"id": journal_id, "state": "pending"})
+    again = await client.post(f"/api/v1/notifications/{journal_id}/retry", headers=API)
+    assert again.status == 404  # no longer failed
+    await client.app[INGESTER_KEY].catch_up()
+    alerts_now = await (await client.get("/api/v1/alerts", headers=API)).json()
+    assert [a["alertname"] for a in alerts_now["alerts"]] == ["Poison"]
+    listed = await (await client.get("/api/v1/notifications/failed", headers=API)).json()
+    assert listed["notifications"] == []
+    assert (await client.get("/api/v1/notifications/failed")).status == 401
