@@ -81,8 +81,8 @@ class Ingester:
 
     async def ingest_once(self) -> int:
         """Ingest the oldest pending batch; returns how many entries were handled. While
-        notifications are being received the batch is small: on SQLite the journal's appends
-        wait for the ingest transaction (one writer), so it must be short."""
+        notifications are being received the batch is small, so the stretches of CPU it
+        takes between two awaits (parsing, routing, building rows) stay short."""
         busy = self.receiving() > 0
         limit = self.config.busy_batch_size if busy else self.config.batch_size
         async with self._lock:
@@ -98,7 +98,7 @@ class Ingester:
                     await self._failed(entries[0], exc)
                     raise
                 log.warning("ingest_batch_failed", entries=len(entries), error=describe(exc))
-                failures = [await self._one(entry) for entry in entries]
+                failures = [await self._one(item.entry) for item in parsed]  # broken: set aside
                 # Alone, one bad entry held back no other; raising makes the loop back off
                 # before that entry's next attempt.
                 for failure in failures:

@@ -69,8 +69,8 @@ class IngestConfig(Model):
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 32
     """Notifications applied per transaction while none are being received."""
     busy_batch_size: Annotated[int, Field(ge=1, le=1000)] = 4
-    """... and while some are: short transactions, so appends to the journal (which wait for
-    them on SQLite) stay fast."""
+    """... and while some are: short stretches of CPU between awaits, so answering stays
+    fast."""
     busy_share: Annotated[float, Field(gt=0, le=1)] = 0.1
     """While notifications are coming in, ingesting pauses so it takes at most this share of
     the time: answering Alertmanager comes first; the journal holds the rest..."""
