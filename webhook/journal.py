@@ -176,20 +176,26 @@ class SqlJournal(Journal):
         async with self.writing() as conn:
             return list((await conn.execute(stmt, params)).scalars())
 
-    async def pending(self, limit: int) -> list[Entry]:
+    async def _oldest(self, state: str, limit: int) -> list[tuple[Entry, str]]:
+        """The oldest entries in `state`, with their last error."""
         query = (
             sa.select(
                 notifications.c.id,
                 notifications.c.received_at,
                 notifications.c.body,
                 notifications.c.attempts,
+                notifications.c.last_error,
             )
-            .where(notifications.c.state == "pending")
+            .where(notifications.c.state == state)
             .order_by(notifications.c.id)
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return [entry(row) for row in (await conn.execute(query)).all()]
+            rows = (await conn.execute(query)).all()
+        return [(entry(row[:4]), row[4] or "") for row in rows]
+
+    async def pending(self, limit: int) -> list[Entry]:
+        return [found for found, _ in await self._oldest("pending", limit)]
 
     async def claim(self, conn: AsyncConnection, entry_ids: Sequence[int]) -> set[int]:
         if not entry_ids:
@@ -235,21 +241,7 @@ class SqlJournal(Journal):
             return state == "failed"
 
     async def failed(self, limit: int) -> list[tuple[Entry, str]]:
-        query = (
-            sa.select(
-                notifications.c.id,
-                notifications.c.received_at,
-                notifications.c.body,
-                notifications.c.attempts,
-                notifications.c.last_error,
-            )
-            .where(notifications.c.state == "failed")
-            .order_by(notifications.c.id)
-            .limit(limit)
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [(entry(row[:4]), row[4] or "") for row in rows]
+        return await self._oldest("failed", limit)
 
     async def retry(self, entry_id: int) -> bool:
         async with self.writing() as conn:
