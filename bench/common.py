@@ -1,6 +1,11 @@
-"""Helpers shared by the benchmarks: percentiles and a throwaway app on loopback."""
+"""Helpers shared by the benchmarks: percentiles, a throwaway app on loopback, the sandbox."""
 
+import contextlib
+import json
 import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +15,26 @@ from tensafe_ops.app import make_app
 from tensafe_ops.settings import parse_settings
 
 SOURCES = ("zendesk", "pagerduty", "stripe", "usage", "health")
+BIN = Path(sys.executable).parent / "tensafe-ops"
+
+
+@contextlib.contextmanager
+def sandbox_process(state_dir: Path, *options: str) -> Iterator[dict[str, Any]]:
+    """`tensafe-ops sandbox <options>` in its own process, so the simulated upstreams never
+    share the measured process's CPU or event loop; yields what it prints (its URLs)."""
+    sandbox = subprocess.Popen(
+        [str(BIN), "sandbox", *options, "--state-dir", str(state_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert sandbox.stdout is not None
+        info: dict[str, Any] = json.loads(sandbox.stdout.readline())
+        yield info
+    finally:
+        sandbox.terminate()
+        sandbox.wait(30)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -23,10 +23,8 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+from bench.common import sandbox_process
 from exporter import build_sources
 from exporter.config import ExporterConfig
 from exporter.runner import Runner
@@ -48,7 +47,6 @@ from tensafe_ops.log import setup_logging
 from tensafe_ops.storage import StateStore, create_engine, migrate
 
 T = TypeVar("T")
-BIN = Path(sys.executable).parent / "tensafe-ops"
 TICK = 0.001
 OFF_LOOP_USERS: tuple[ModuleType, ...] = (zendesk_source, stripe, pagerduty, usage, health)
 """The modules that call `off_loop`; the baseline swaps it for a plain call in each."""
@@ -251,22 +249,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         began = time.perf_counter()
-        sandbox = subprocess.Popen(
-            [str(BIN), "sandbox", *size, "--tick", str(args.tick), "--state-dir", str(tmp / "w")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert sandbox.stdout is not None
-            info = json.loads(sandbox.stdout.readline())
+        with sandbox_process(tmp / "w", *size, "--tick", str(args.tick)) as info:
             print(
                 f"sandbox {' '.join(size)} up after {time.perf_counter() - began:.0f}s", flush=True
             )
             results = asyncio.run(measure(info, args.rounds, tmp, freeze=args.gc_freeze))
-        finally:
-            sandbox.terminate()
-            sandbox.wait(30)
     report(results)
 
 

@@ -7,11 +7,9 @@ number is the exporter's alone. Side by side: the same exporter with every sourc
 """
 
 import asyncio
-import json
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,8 +18,9 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.common import BIN, sandbox_process
+
 SOURCES = ("zendesk", "pagerduty", "stripe", "usage", "health")
-BIN = Path(sys.executable).parent / "tensafe-ops"
 
 
 def free_port() -> int:
@@ -130,20 +129,9 @@ def run_exporter(tmp: Path, info: dict[str, Any], enabled: bool) -> tuple[float,
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        sandbox = subprocess.Popen(
-            [str(BIN), "sandbox", "--bench-size", "--tick", "0", "--state-dir", str(tmp / "w")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert sandbox.stdout is not None
-            info = json.loads(sandbox.stdout.readline())
+        with sandbox_process(tmp / "w", "--bench-size", "--tick", "0") as info:
             idle, _ = run_exporter(tmp, info, enabled=False)
             full, took = run_exporter(tmp, info, enabled=True)
-        finally:
-            sandbox.terminate()
-            sandbox.wait(30)
     print(f"exporter, every source disabled:       peak RSS {idle:7.1f} MB")
     print(
         f"exporter on the benchmark world:        peak RSS {full:7.1f} MB "

@@ -1,6 +1,6 @@
 """Digest items in the store: recorded with their alert, taken into one outbox message.
 
-- `add_digest_items` runs inside the accept transaction: one pending item per (alert,
+- `add_digest_items` runs inside the ingest transaction: one pending item per (alert,
   destination), unique, so a repeated notification never adds a second one.
 - `DigestStore.flush` takes up to `max_alerts` pending items of one destination (oldest
   first) with a conditional UPDATE whose row selection uses `FOR UPDATE SKIP LOCKED` on

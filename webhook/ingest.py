@@ -1,4 +1,4 @@
-"""Ingest: journaled notifications become alert records, dedupe keys and outbox rows.
+"""Ingest: journaled notifications become alert records and outbox rows.
 
 Every replica runs one ingest loop. A batch is read and parsed outside any write lock, then
 one transaction claims the entries and applies exactly the claimed ones
@@ -27,7 +27,7 @@ from tensafe_ops.log import get_logger
 from webhook.journal import Entry, Journal
 from webhook.metrics import WebhookStats
 from webhook.payload import Notification, PayloadError, parse_notification
-from webhook.store import AcceptResult, WebhookStore
+from webhook.store import IngestResult, WebhookStore
 from webhook.targets import IngestConfig
 
 log = get_logger("tensafe_ops.webhook")
@@ -73,7 +73,7 @@ class Ingester:
         """How many notifications are being received right now (the handler counts them)."""
         self.on_ingested: Callable[[], None] = lambda: None
         """Called after every batch that wrote something (the dispatcher's wake-up)."""
-        self.recent: OrderedDict[int, AcceptResult] = OrderedDict()
+        self.recent: OrderedDict[int, IngestResult] = OrderedDict()
         """What the last ingested entries caused, by journal id (bounded; for logs and tests)."""
         self._lock = asyncio.Lock()
         self.stopping = asyncio.Event()
@@ -159,7 +159,7 @@ class Ingester:
                 deliveries=sum(r.deliveries for r in results),
             )
 
-    def _count(self, item: Parsed, result: AcceptResult) -> None:
+    def _count(self, item: Parsed, result: IngestResult) -> None:
         stats = self.stats
         for alert in item.notification.alerts:
             stats.received[(self.store.policy.severity(alert.labels), alert.status)] += 1

@@ -1,6 +1,6 @@
 """What one received alert causes: its severity, SLA and routes, and the outbox rows to write.
 
-Pure functions over config and the alert; the store runs them inside its accept transaction.
+Pure functions over config and the alert; the store runs them inside its ingest transaction.
 Idempotency keys name the alert occurrence (fingerprint + startsAt), the destination and the
 kind of message, so a repeated plan can never add a second row (the column is unique).
 """

@@ -224,7 +224,7 @@ def received_view(
     maintenance_note: str | None,
 ) -> AlertView:
     """The view of a firing alert just received: what `alert_view` would read back from its
-    new row, built from the parsed alert (no JSON round trip on the accept path)."""
+    new row, built from the parsed alert (no JSON round trip on the ingest path)."""
     return AlertView(
         alert_id=alert_id,
         fingerprint=alert.fingerprint,

@@ -61,18 +61,18 @@ SEEN_RETENTION = 7 * 86400.0
 
 
 @dataclass
-class AcceptResult:
+class IngestResult:
     new_alerts: int = 0
     resolved: int = 0
     duplicates: int = 0
     deliveries: int = 0
     breaches: list[str] = field(default_factory=list)
-    """Severities of alerts found breached while accepting (resolved after respond_by)."""
+    """Severities of alerts found breached while ingesting (resolved after respond_by)."""
 
 
 @dataclass(frozen=True)
 class Received:
-    """One alert of one notification in a group commit."""
+    """One alert of one notification in an ingest batch."""
 
     index: int
     """Which notification of the batch it came in."""
@@ -108,10 +108,10 @@ class WebhookStore(SqlOutbox):
 
     async def apply(
         self, conn: AsyncConnection, batch: Sequence[tuple[Notification, datetime]]
-    ) -> list[AcceptResult]:
+    ) -> list[IngestResult]:
         """Write what the notifications cause, inside the caller's transaction; `now` of each
         is when it was received (first receipt, respond-by)."""
-        results = [AcceptResult() for _ in batch]
+        results = [IngestResult() for _ in batch]
         received = [
             Received(index, notification, alert, now)
             for index, (notification, now) in enumerate(batch)
@@ -148,7 +148,7 @@ class WebhookStore(SqlOutbox):
         conn: AsyncConnection,
         new_firing: list[Received],
         windows: list[Window],
-        results: list[AcceptResult],
+        results: list[IngestResult],
     ) -> list[Received]:
         """Insert the firing occurrences not stored yet and their outbox rows, a few
         statements in all. Returns the ones already stored (repeats: no record, no page)."""
@@ -192,7 +192,7 @@ class WebhookStore(SqlOutbox):
         return repeats
 
     async def _resolved(
-        self, conn: AsyncConnection, item: Received, windows: list[Window], result: AcceptResult
+        self, conn: AsyncConnection, item: Received, windows: list[Window], result: IngestResult
     ) -> None:
         alert, now = item.alert, item.now
         resolved_at = ts(alert.end or now)

@@ -15,7 +15,7 @@ from webhook.config import WebhookConfig
 from webhook.intake import Policy
 from webhook.payload import Notification, parse_notification
 from webhook.retention import Pruned
-from webhook.store import AcceptResult, WebhookStore
+from webhook.store import IngestResult, WebhookStore
 from webhook.tables import deliveries
 
 
@@ -34,13 +34,13 @@ def parsed(*alerts: dict[str, object]):  # type: ignore[no-untyped-def]
 
 async def accept_all(
     store: WebhookStore, batch: Sequence[Notification], now: datetime
-) -> list[AcceptResult]:
+) -> list[IngestResult]:
     """What ingesting `batch` in one transaction does (webhook.ingest without the journal)."""
     async with store.writing() as conn:
         return await store.apply(conn, [(n, now) for n in batch])
 
 
-async def accept(store: WebhookStore, notification: Notification, now: datetime) -> AcceptResult:
+async def accept(store: WebhookStore, notification: Notification, now: datetime) -> IngestResult:
     [result] = await accept_all(store, [notification], now)
     return result
 
