@@ -1,4 +1,5 @@
-"""The app factory: one aiohttp application with the exporter and webhook halves."""
+"""The app factory: one aiohttp application with the exporter and/or webhook halves
+(`server.role`), the health endpoints and the self-metrics."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -54,10 +55,12 @@ def make_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
     app[DEMO_KEY] = settings.demo
     app[STATE_STORE_KEY] = StateStore(create_engine(settings.server.db_url()))
     app.cleanup_ctx.append(_state_db)
-    metrics.setup(app)
+    metrics.setup(app, settings.server.role)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    exporter.setup(app, settings.exporter)
-    webhook.setup(app, settings.webhook)
+    if settings.runs_exporter():
+        exporter.setup(app, settings.exporter)
+    if settings.runs_webhook():
+        webhook.setup(app, settings.webhook)
     return app

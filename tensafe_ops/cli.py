@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 from aiohttp import web
@@ -153,6 +153,11 @@ async def _wait_for_signal() -> None:
 )
 @click.option("--demo", is_flag=True, help="Run on the built-in simulated TenSafe world.")
 @world_options
+@click.option(
+    "--role",
+    type=click.Choice(["all", "exporter", "webhook"]),
+    help="Run both halves, only the exporter or only the webhook (overrides server.role).",
+)
 @click.option("--host", help="Listen address (overrides server.host).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Listen port (overrides server.port).")
 @click.option(
@@ -166,25 +171,20 @@ def serve(
     world_file: Path | None,
     scale: float,
     seed: int,
+    role: str | None,
     host: str | None,
     port: int | None,
     state_dir: Path | None,
 ) -> None:
-    """Run the exporter and webhook receiver."""
+    """Run the exporter and/or the webhook receiver."""
+    flags = {"role": role, "host": host, "port": port, "state_dir": state_dir}
     try:
-        settings = load_settings(config_file)
+        settings = load_settings(config_file).with_server(
+            **{k: v for k, v in flags.items() if v is not None}
+        )
     except ConfigError as exc:
         _print_config_error(exc)
         sys.exit(1)
-    overrides: dict[str, Any] = {
-        k: v
-        for k, v in {"host": host, "port": port, "state_dir": state_dir}.items()
-        if v is not None
-    }
-    if overrides:
-        settings = settings.model_copy(
-            update={"server": settings.server.model_copy(update=overrides)}
-        )
     setup_logging(settings.server.log_format)
     register_secrets(secret_values(settings))
     limit_arenas()
@@ -224,7 +224,7 @@ async def _serve(settings: Settings, world: "World | None") -> None:
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     await site.start()
     base = f"http://{settings.server.host}:{settings.server.port}"
-    click.echo(f"tensafe-ops {__version__} listening on {base}")
+    click.echo(f"tensafe-ops {__version__} ({settings.server.role}) listening on {base}")
     click.echo(f"  metrics: {base}/metrics\n  health:  {base}/healthz  {base}/readyz")
     try:
         await _wait_for_signal()

@@ -5,15 +5,18 @@ here, so a scrape costs a memory copy no matter how many series there are.
 """
 
 import gzip
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
+from tensafe_ops import __version__
 from tensafe_ops.keys import SELF_REGISTRY_KEY
 
 _OM_EOF = b"# EOF\n"
@@ -76,7 +79,24 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=body, headers=headers)
 
 
-def setup(app: web.Application) -> None:
+class BuildInfo:
+    """`tensafe_ops_build_info{version, role} 1`: which release runs, and as which role."""
+
+    def __init__(self, role: str) -> None:
+        family = GaugeMetricFamily(
+            "tensafe_ops_build_info",
+            "Always 1: the running version and the process's role (all, exporter or webhook).",
+            labels=["version", "role"],
+        )
+        family.add_metric([__version__, role], 1.0)
+        self.family = family
+
+    def collect(self) -> Iterator[Metric]:
+        yield self.family
+
+
+def setup(app: web.Application, role: str) -> None:
     app[SELF_REGISTRY_KEY] = CollectorRegistry(auto_describe=False)
+    app[SELF_REGISTRY_KEY].register(BuildInfo(role))
     app[PRERENDERED_KEY] = []
     app.router.add_get("/metrics", metrics_handler)

@@ -5,11 +5,11 @@ TENSAFE_OPS_<SECTION>__<KEY> environment variables (pydantic-settings).
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporter.config import ExporterConfig
@@ -26,7 +26,13 @@ class ConfigError(Exception):
         super().__init__("; ".join(f"{loc}: {msg}" for loc, msg in details))
 
 
+Role = Literal["all", "exporter", "webhook"]
+"""Which halves a process runs: `exporter` serves the sources' metrics and registers no webhook
+route or task; `webhook` receives, ingests and dispatches and runs no source."""
+
+
 class ServerConfig(Model):
+    role: Role = "all"
     host: str = "127.0.0.1"
     port: int = Field(default=9877, ge=0, le=65535)
     state_dir: Path = Path(".tensafe-ops")
@@ -50,9 +56,44 @@ class Settings(BaseSettings):
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     demo: bool = False
 
+    @model_validator(mode="after")
+    def _role_has_its_half(self) -> "Settings":
+        if self.server.role == "webhook" and not self.webhook.enabled:
+            raise ValueError(
+                "server.role is webhook but webhook.enabled is false: enable the webhook "
+                "or run role all or exporter"
+            )
+        return self
+
+    def runs_exporter(self) -> bool:
+        return self.server.role in ("all", "exporter")
+
+    def runs_webhook(self) -> bool:
+        return self.server.role in ("all", "webhook")
+
+    def with_server(self, **overrides: Any) -> "Settings":
+        """A copy with these server fields replaced, validated again (e.g. CLI flags)."""
+        if not overrides:
+            return self
+        try:
+            server = ServerConfig.model_validate({**self.server.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise _config_error(exc, ("server",)) from None
+        try:
+            return Settings(
+                server=server, exporter=self.exporter, webhook=self.webhook, demo=self.demo
+            )
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+
 
 def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "<root>"
+
+
+def _config_error(exc: ValidationError, prefix: tuple[str, ...] = ()) -> ConfigError:
+    # Never echo the input value: it may be a secret.
+    return ConfigError([(_location((*prefix, *e["loc"])), e["msg"]) for e in exc.errors()])
 
 
 def parse_settings(data: Any) -> Settings:
@@ -63,8 +104,7 @@ def parse_settings(data: Any) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as exc:
-        # Never echo the input value: it may be a secret.
-        raise ConfigError([(_location(e["loc"]), e["msg"]) for e in exc.errors()]) from None
+        raise _config_error(exc) from None
 
 
 def load_settings(path: Path | None) -> Settings:
