@@ -54,6 +54,8 @@ class MrrRules(Model):
     past_due_grace_days: Annotated[int, Field(ge=0)] = 30
     subtract_discounts: bool = True
     keep_cancel_at_period_end: bool = True
+    count_paused_collection: bool = False
+    """Count active subscriptions whose payment collection is paused (`pause_collection`)."""
     reporting_currency: str = "usd"
     fx_rates: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     """Static rates: 1 unit of the key currency in reporting currency, e.g. {eur: 1.08}."""

@@ -7,8 +7,9 @@ Rules (the clock is always passed in as `now`):
   has no priority (the key is absent or null).
 - "Opened within a window" counts incidents whose `created_at` is in `(now - window, now]`.
 - Time to acknowledge = first acknowledgement time - `created_at`. The API lists
-  `acknowledgements[].at` only while the incident is acknowledged, so callers pass the
-  first acknowledgement times they have seen before (`known_acks`, by incident id).
+  `acknowledgements[].at` only while the incident is acknowledged, and after an acknowledgement
+  timeout re-triggers it only the new acknowledgement, so callers pass the earliest times they
+  have seen before (`known_acks`, by incident id) and the earlier of the two counts.
   Incidents never seen acknowledged are left out rather than guessed.
 - Time to resolve = `resolved_at` - `created_at`.
 - Both durations are taken over incidents created in the stats window `(now - window, now]`.
@@ -73,6 +74,11 @@ def first_acknowledged_at(incident: Incident) -> datetime | None:
     return min(times, default=None)
 
 
+def earliest(*moments: datetime | None) -> datetime | None:
+    """The earliest of the moments given (None when none is known)."""
+    return min((m for m in moments if m is not None), default=None)
+
+
 def _in_window(incident: Incident, now: datetime, window: timedelta) -> bool:
     return now - window < parse_time(incident["created_at"]) <= now
 
@@ -88,7 +94,7 @@ def times_to_acknowledge(
     for incident in incidents:
         if not _in_window(incident, now, window):
             continue
-        acked = first_acknowledged_at(incident) or known_acks.get(incident["id"])
+        acked = earliest(first_acknowledged_at(incident), known_acks.get(incident["id"]))
         if acked is not None:
             durations.append(max(0.0, (acked - parse_time(incident["created_at"])).total_seconds()))
     return durations

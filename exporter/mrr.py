@@ -5,7 +5,9 @@ The rules (defaults in `MrrRules`, each documented in docs/mrr.md):
 - Statuses: `active` counts; `past_due` counts while it has been past due for at most
   `past_due_grace_days` (since = the finalisation of the oldest unpaid invoice, passed in by the
   caller, else taken from an expanded `latest_invoice`; unknown means "within grace").
-  trialing, incomplete, incomplete_expired, unpaid, canceled and paused never count.
+  trialing, incomplete, incomplete_expired, unpaid, canceled and paused never count. An active
+  subscription whose payment collection is paused (`pause_collection` set, `resumes_at` unset or
+  still ahead) does not count either, unless `count_paused_collection`.
 - Items: licensed prices only (metered `usage_type` is excluded): `unit_amount_decimal`
   (else `unit_amount`) x quantity (after `transform_quantity`); tiered prices from their
   `tiers` (graduated: each tier's units at its price plus its flat fee; volume: all units at the
@@ -13,13 +15,18 @@ The rules (defaults in `MrrRules`, each documented in docs/mrr.md):
 - Month normalisation: month x1, year /12, week x52/12, day x365/12, each / interval_count.
 - Discounts in effect now (started, `end` not passed, coupon duration forever or repeating;
   `once` coupons are a one-off and do not reduce recurring revenue): item discounts first, then
-  subscription discounts; percent_off of the amount, amount_off (per billing period, in the
-  coupon's currency or its `currency_options`) normalised to a month; never below zero.
+  subscription discounts, each only on the items whose product its coupon `applies_to` (all
+  items when it names none); percent_off of the amount, amount_off (per billing period, in the
+  coupon's currency or its `currency_options`) normalised to a month and shared pro rata over
+  the eligible items; never below zero. Discounts and coupons given as ids are looked up in a
+  `DiscountBook`; ids it does not know are reported, never guessed.
+- Taxes excluded: exclusive tax is never part of the price; inclusive tax is taken out of the
+  discounted amount (Stripe taxes what is left after the discount).
 - cancel_at_period_end / cancel_at: counted until the period end (or cancel_at) passes, and
   reported separately as scheduled churn; with `keep_cancel_at_period_end=False` they are
   dropped at once (Stripe Billing's own convention).
-- Taxes excluded: exclusive tax is never part of the price; inclusive tax rates are taken out.
-- Amounts are minor units: divided by 100, except zero-decimal currencies (JPY, KRW, ...).
+- Amounts are minor units: divided by 10^exponent of the currency as Stripe uses it
+  (`exporter.currency`: 0 for JPY, 3 for KWD, 2 otherwise).
 - Currencies: converted with `fx_rates` to the reporting currency; a currency without a rate is
   reported in `unconverted` and never added to a converted total.
 """
@@ -30,14 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from exporter.config import MrrRules
-
-# https://docs.stripe.com/currencies#zero-decimal
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    {
-        "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg",
-        "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
-    }
-)  # fmt: skip
+from exporter.currency import minor_to_major
 
 MONTHS_PER_INTERVAL = {"month": 1.0, "year": 1 / 12, "week": 52 / 12, "day": 365 / 12}
 """Multiplier turning one interval's amount into a monthly amount."""
@@ -45,6 +45,18 @@ MONTHS_PER_INTERVAL = {"month": 1.0, "year": 1 / 12, "week": 52 / 12, "day": 365
 COUNTED_STATUSES = ("active", "past_due")
 
 StripeObject = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DiscountBook:
+    """Discount objects and coupons by id. Stripe sends both as ids unless a request expands
+    them (events never do), so the caller passes what it has resolved before."""
+
+    discounts: Mapping[str, StripeObject] = field(default_factory=dict)
+    coupons: Mapping[str, StripeObject] = field(default_factory=dict)
+
+
+NO_BOOK = DiscountBook()
 
 
 @dataclass(frozen=True)
@@ -58,8 +70,9 @@ class SubscriptionMrr:
     by_product: dict[str, float]
     scheduled_churn: bool
     """cancel_at_period_end (or cancel_at) is set: the revenue ends at the period end."""
-    unresolved_discounts: int = 0
-    """Discounts given only as ids (not expanded): they could not be applied."""
+    unresolved_discounts: tuple[str, ...] = ()
+    """Discounts whose object or coupon is known by id only: they could not be applied, so
+    `amount` is before them (an upper bound)."""
 
 
 @dataclass
@@ -77,11 +90,10 @@ class MrrSummary:
     by_product: dict[str, float] = field(default_factory=dict)
     scheduled_churn: float = 0.0
     subscriptions: list[SubscriptionMrr] = field(default_factory=list)
-
-
-def minor_to_major(amount: float, currency: str) -> float:
-    """Stripe amounts are integers in the currency's smallest unit (cents; yen for JPY)."""
-    return amount if currency.lower() in ZERO_DECIMAL_CURRENCIES else amount / 100
+    unresolved_discounts: set[str] = field(default_factory=set)
+    """Ids of the discounts that could not be applied, over every counted subscription."""
+    unresolved_discount_mrr: float = 0.0
+    """Converted MRR of the subscriptions carrying such a discount (counted undiscounted)."""
 
 
 def to_datetime(timestamp: float | None) -> datetime | None:
@@ -152,21 +164,32 @@ def monthly_factor(price: StripeObject) -> float:
     return MONTHS_PER_INTERVAL[interval] / count
 
 
-def _exclusive_of_tax(amount: float, tax_rates: Iterable[Any]) -> float:
+def _tax_divisor(tax_rates: Iterable[Any]) -> float:
+    """What an amount is divided by to take its inclusive tax out (1 without any)."""
     inclusive = sum(
         float(rate.get("percentage") or 0)
         for rate in tax_rates
         if isinstance(rate, Mapping) and rate.get("inclusive")
     )
-    return amount / (1 + inclusive / 100) if inclusive else amount
+    return 1 + inclusive / 100
 
 
-def _coupon(discount: Any) -> StripeObject | None:
-    """The coupon of an expanded discount (current `source.coupon` or legacy `coupon`)."""
+def _resolve(entry: Any, book: DiscountBook) -> tuple[StripeObject | None, StripeObject | None]:
+    """The discount and its coupon from an expanded discount or a discount id (None if unknown).
+
+    A coupon is read from `source.coupon` (current API) or `coupon` (before 2025-03-31.basil),
+    as an id looked up in the book or an object; the book's copy wins, as the source retrieves
+    coupons with `applies_to` and `currency_options`, which an expanded coupon lacks.
+    """
+    discount = book.discounts.get(entry) if isinstance(entry, str) else entry
     if not isinstance(discount, Mapping):
-        return None
+        return None, None
     coupon = (discount.get("source") or {}).get("coupon") or discount.get("coupon")
-    return coupon if isinstance(coupon, Mapping) else None
+    if isinstance(coupon, Mapping):
+        coupon = book.coupons.get(str(coupon.get("id")), coupon)
+    elif isinstance(coupon, str):
+        coupon = book.coupons.get(coupon)
+    return discount, coupon if isinstance(coupon, Mapping) else None
 
 
 def discount_in_effect(discount: StripeObject, coupon: StripeObject, now: datetime) -> bool:
@@ -183,29 +206,56 @@ def discount_in_effect(discount: StripeObject, coupon: StripeObject, now: dateti
     return end is None or end > now
 
 
+def applies_to(coupon: StripeObject, product: str) -> bool:
+    """`coupon.applies_to.products` restricts a coupon to those products; none: every product."""
+    restriction = coupon.get("applies_to")
+    products = restriction.get("products") if isinstance(restriction, Mapping) else None
+    return not products or product in products
+
+
+@dataclass
+class _Line:
+    """One priced item: its monthly amount as billed (minor units, inclusive tax still in)."""
+
+    product: str
+    amount: float
+    tax_divisor: float
+
+
 def _apply_discounts(
-    amount: float,
+    lines: list[_Line],
     discounts: Iterable[Any],
     currency: str,
     factor: float,
     now: datetime,
-) -> tuple[float, int]:
-    """Monthly amount (minor units) after the discounts in effect; also counts unresolved ids."""
-    unresolved = 0
-    for discount in discounts:
-        coupon = _coupon(discount)
-        if coupon is None:
-            unresolved += 1
+    book: DiscountBook,
+) -> list[str]:
+    """Take the discounts in effect off `lines` (in place); return the ids left unresolved.
+
+    percent_off takes its share of every eligible line; amount_off (one billing period's worth,
+    normalised by `factor`) is shared over the eligible lines pro rata and never exceeds them.
+    """
+    unresolved = []
+    for entry in discounts:
+        discount, coupon = _resolve(entry, book)
+        if discount is None or coupon is None:
+            unresolved.append(_id(entry))
             continue
-        assert isinstance(discount, Mapping)
         if not discount_in_effect(discount, coupon, now):
             continue
+        eligible = [line for line in lines if applies_to(coupon, line.product)]
+        base = sum(line.amount for line in eligible)
+        if base <= 0:
+            continue
         if coupon.get("percent_off") is not None:
-            amount -= amount * float(coupon["percent_off"]) / 100
+            off = base * min(float(coupon["percent_off"]), 100.0) / 100
         elif coupon.get("amount_off") is not None:
-            amount_off = _coupon_amount_off(coupon, currency)
-            amount -= amount_off * factor
-    return max(amount, 0.0), unresolved
+            off = min(base, _coupon_amount_off(coupon, currency) * factor)
+        else:
+            continue
+        for line in eligible:
+            line.amount -= off * line.amount / base
+    return unresolved
 
 
 def _coupon_amount_off(coupon: StripeObject, currency: str) -> float:
@@ -244,22 +294,29 @@ def past_due_since(subscription: StripeObject) -> datetime | None:
     return to_datetime(transitions.get("finalized_at") or invoice.get("created"))
 
 
+def collection_paused(subscription: StripeObject, now: datetime) -> bool:
+    """`pause_collection` is set and in effect: no `resumes_at`, or one still ahead."""
+    pause = subscription.get("pause_collection")
+    if not isinstance(pause, Mapping):
+        return False
+    resumes = to_datetime(pause.get("resumes_at"))
+    return resumes is None or resumes > now
+
+
 def is_counted(
     subscription: StripeObject,
     now: datetime,
     rules: MrrRules,
     overdue_since: datetime | None = None,
 ) -> bool:
-    """Whether the subscription contributes MRR now (status, grace, scheduled cancellation)."""
+    """Whether the subscription contributes MRR now (status, grace, pause, cancellation)."""
     status = subscription.get("status")
     if status not in COUNTED_STATUSES:
         return False
-    if status == "past_due":
-        if not rules.count_past_due:
-            return False
-        since = overdue_since or past_due_since(subscription)
-        if since is not None and now - since > timedelta(days=rules.past_due_grace_days):
-            return False
+    if status == "past_due" and not _within_grace(subscription, now, rules, overdue_since):
+        return False
+    if not rules.count_paused_collection and collection_paused(subscription, now):
+        return False
     if is_scheduled_churn(subscription):
         if not rules.keep_cancel_at_period_end:
             return False
@@ -267,6 +324,16 @@ def is_counted(
         if end is not None and end <= now:
             return False
     return True
+
+
+def _within_grace(
+    subscription: StripeObject, now: datetime, rules: MrrRules, overdue_since: datetime | None
+) -> bool:
+    """A past_due subscription still counts: past due for at most the grace period."""
+    if not rules.count_past_due:
+        return False
+    since = overdue_since or past_due_since(subscription)
+    return since is None or now - since <= timedelta(days=rules.past_due_grace_days)
 
 
 def is_scheduled_churn(subscription: StripeObject) -> bool:
@@ -278,16 +345,20 @@ def subscription_mrr(
     now: datetime,
     rules: MrrRules,
     overdue_since: datetime | None = None,
+    book: DiscountBook = NO_BOOK,
 ) -> SubscriptionMrr | None:
-    """The subscription's MRR in its own currency, or None when it does not count now."""
+    """The subscription's MRR in its own currency, or None when it does not count now.
+
+    Order, as Stripe bills it: each item's price, its own discounts, then the subscription's
+    discounts over the items, and only then inclusive tax taken out of what is left.
+    """
     if not is_counted(subscription, now, rules, overdue_since):
         return None
     currency = str(subscription.get("currency") or "usd").lower()
-    tax_rates = subscription.get("default_tax_rates") or []
-    by_product: dict[str, float] = {}
-    subtotal = 0.0
+    default_tax_rates = subscription.get("default_tax_rates") or []
+    lines: list[_Line] = []
     factor: float | None = None
-    unresolved = 0
+    unresolved: list[str] = []
     for item in _items(subscription):
         amount = item_amount(item)
         if amount is None:
@@ -295,33 +366,34 @@ def subscription_mrr(
         price = item.get("price") or item.get("plan") or {}
         item_factor = monthly_factor(price)
         factor = item_factor if factor is None else factor
-        amount = _exclusive_of_tax(amount, item.get("tax_rates") or tax_rates) * item_factor
+        line = _Line(
+            _product_id(price),
+            amount * item_factor,
+            _tax_divisor(item.get("tax_rates") or default_tax_rates),
+        )
         if rules.subtract_discounts:
-            amount, missing = _apply_discounts(
-                amount, item.get("discounts") or [], currency, item_factor, now
+            unresolved += _apply_discounts(
+                [line], item.get("discounts") or [], currency, item_factor, now, book
             )
-            unresolved += missing
-        product = _product_id(price)
-        by_product[product] = by_product.get(product, 0.0) + amount
-        subtotal += amount
-    total = subtotal
-    if rules.subtract_discounts and subtotal > 0:
+        lines.append(line)
+    if rules.subtract_discounts:
         discounts = list(subscription.get("discounts") or [])
         legacy = subscription.get("discount")
-        if isinstance(legacy, Mapping) and not discounts:
+        if legacy and not discounts:
             discounts = [legacy]
-        total, missing = _apply_discounts(subtotal, discounts, currency, factor or 1.0, now)
-        unresolved += missing
-        share = total / subtotal
-        by_product = {product: value * share for product, value in by_product.items()}
+        unresolved += _apply_discounts(lines, discounts, currency, factor or 1.0, now, book)
+    by_product: dict[str, float] = {}
+    for line in lines:
+        net = max(line.amount, 0.0) / line.tax_divisor
+        by_product[line.product] = by_product.get(line.product, 0.0) + net
     return SubscriptionMrr(
         subscription=str(subscription.get("id")),
         customer=_id(subscription.get("customer")),
         currency=currency,
-        amount=minor_to_major(total, currency),
+        amount=minor_to_major(sum(by_product.values()), currency),
         by_product={p: minor_to_major(v, currency) for p, v in by_product.items()},
         scheduled_churn=is_scheduled_churn(subscription),
-        unresolved_discounts=unresolved,
+        unresolved_discounts=tuple(unresolved),
     )
 
 
@@ -348,20 +420,23 @@ def summarize(
     now: datetime,
     rules: MrrRules,
     overdue_since: Mapping[str, datetime] | None = None,
+    book: DiscountBook = NO_BOOK,
 ) -> MrrSummary:
     """MRR by currency, converted total, by customer and by product (see the module rules).
 
-    `overdue_since` maps subscription id -> when it became past due (oldest unpaid invoice).
+    `overdue_since` maps subscription id -> when it became past due (oldest unpaid invoice);
+    `book` holds the discounts and coupons the subscriptions name by id.
     """
     overdue_since = overdue_since or {}
     summary = MrrSummary(reporting_currency=rules.reporting_currency.lower())
     for subscription in subscriptions:
         mrr = subscription_mrr(
-            subscription, now, rules, overdue_since.get(str(subscription.get("id")))
+            subscription, now, rules, overdue_since.get(str(subscription.get("id"))), book
         )
         if mrr is None:
             continue
         summary.subscriptions.append(mrr)
+        summary.unresolved_discounts.update(mrr.unresolved_discounts)
         currency = mrr.currency
         summary.by_currency[currency] = summary.by_currency.get(currency, 0.0) + mrr.amount
         rate = fx_rate(currency, rules)
@@ -370,6 +445,8 @@ def summarize(
             continue
         converted = mrr.amount * rate
         summary.total += converted
+        if mrr.unresolved_discounts:
+            summary.unresolved_discount_mrr += converted
         customer = summary.by_customer
         customer[mrr.customer] = customer.get(mrr.customer, 0.0) + converted
         for product, amount in mrr.by_product.items():

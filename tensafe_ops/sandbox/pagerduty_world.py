@@ -5,7 +5,8 @@ and `incidents`. Acknowledge and resolve times live on the incident itself, exac
 `GET /incidents` returns them (see docs/world-file/pagerduty.md):
 
 - `acknowledgements[].at` while the incident is `acknowledged` (the API empties the list
-  once the incident is resolved or triggered again);
+  once the incident is resolved or triggered again, e.g. when its service's
+  `acknowledgement_timeout` runs out: `expire_acknowledgements`);
 - `resolved_at` and `last_status_change_at` once it is `resolved`.
 
 Log entries are not modelled: the official contract cannot validate an acknowledge log
@@ -258,6 +259,31 @@ def acknowledge(incident: dict[str, Any], user: dict[str, Any], at: datetime) ->
     incident["last_status_change_by"] = reference_
 
 
+def retrigger(incident: dict[str, Any], at: datetime) -> None:
+    """Back to `triggered` (an acknowledgement timed out): the acknowledgements are gone."""
+    incident["status"] = "triggered"
+    incident["acknowledgements"] = []
+    incident["last_status_change_at"] = incident["updated_at"] = iso(at)
+    incident["last_status_change_by"] = incident["service"]
+
+
+def expire_acknowledgements(world: World, since: datetime, now: datetime) -> list[dict[str, Any]]:
+    """Re-trigger the acknowledged incidents whose service's `acknowledgement_timeout` (seconds
+    after the acknowledgement; null: never) ran out in `(since, now]`, as PagerDuty does.
+    (A generated incident acknowledged before the world began is taken as renewed since.)"""
+    timeouts = {s["id"]: s.get("acknowledgement_timeout") for s in world.pagerduty["services"]}
+    expired = []
+    for incident in world.pagerduty["incidents"]:
+        timeout = timeouts.get(incident["service"]["id"])
+        if incident["status"] != "acknowledged" or not timeout:
+            continue
+        acked = max(parse(a["at"]) for a in incident["acknowledgements"])
+        if since < acked + timedelta(seconds=timeout) <= now:
+            retrigger(incident, acked + timedelta(seconds=timeout))
+            expired.append(incident)
+    return expired
+
+
 def resolve(incident: dict[str, Any], user: dict[str, Any], at: datetime) -> None:
     incident["status"] = "resolved"
     incident["acknowledgements"] = []
@@ -349,11 +375,12 @@ def advance(world: World, rng: random.Random, previous: datetime) -> None:
     now = world.now
     elapsed = (now - previous).total_seconds()
     taken = _taken_ids(world)
+    expire_acknowledgements(world, previous, now)
     for incident in data["incidents"]:
         created = parse(incident["created_at"])
         if incident["status"] == "resolved" or now - created > FORGOTTEN_AFTER:
             continue
-        since = max(created, previous)
+        since = max(created, previous, parse(incident["last_status_change_at"]))
         at = (since + (now - since) * rng.random()).replace(microsecond=0)
         responder = rng.choice(data["users"])
         if incident["status"] == "triggered" and _happens(rng, elapsed, MEAN_ACK_SECONDS):

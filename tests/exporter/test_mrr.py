@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from exporter.config import MrrRules
-from exporter.mrr import subscription_mrr, summarize
+from exporter.currency import THREE_DECIMAL, ZERO_DECIMAL, exponent
+from exporter.mrr import DiscountBook, subscription_mrr, summarize
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TS = int(NOW.timestamp())
@@ -232,10 +233,42 @@ def test_repeating_discount_without_end_uses_duration_in_months() -> None:
 
 
 def test_discount_ids_are_reported_unresolved_not_guessed() -> None:
-    result = subscription_mrr(sub((price(10000), 1), discounts=["di_123"]), NOW, RULES)
+    s = sub((price(10000), 1), discounts=["di_123"])
+    s["items"]["data"][0]["discounts"] = ["di_item"]
+    result = subscription_mrr(s, NOW, RULES)
     assert result is not None
     assert result.amount == pytest.approx(100.0)
-    assert result.unresolved_discounts == 1
+    assert result.unresolved_discounts == ("di_item", "di_123")
+    # a discount whose coupon is an id the book does not know is just as unresolved
+    known = coupon_discount(percent_off=10, duration="forever")
+    known["source"]["coupon"] = "GONE"
+    result = subscription_mrr(sub((price(10000), 1), discounts=[known]), NOW, RULES)
+    assert result is not None and result.unresolved_discounts == ("di_1",)
+
+
+def test_discount_and_coupon_ids_resolved_from_the_book() -> None:
+    # events and unexpanded listings name discounts (and discounts name coupons) by id
+    discount = {"id": "di_9", "object": "discount", "start": TS - DAY, "end": None,
+                "source": {"type": "coupon", "coupon": "HALF"}}  # fmt: skip
+    half = {"id": "HALF", "object": "coupon", "percent_off": 50.0, "duration": "forever"}
+    book = DiscountBook(discounts={"di_9": discount}, coupons={"HALF": half})
+    s = sub((price(10000, product="pro"), 1), (price(4000, product="addon"), 1))
+    s["items"]["data"][1]["discounts"] = ["di_9"]  # item-level, as an event sends it
+    result = subscription_mrr(s, NOW, RULES, book=book)
+    assert result is not None and result.unresolved_discounts == ()
+    assert result.by_product == pytest.approx({"pro": 100.0, "addon": 20.0})
+    assert result.amount == pytest.approx(120.0)
+
+
+def test_book_coupon_with_applies_to_wins_over_an_expanded_coupon() -> None:
+    # an expanded `source.coupon` lacks `applies_to` (included only on request): the coupon
+    # retrieved with it decides which items are discounted
+    d = coupon_discount(percent_off=50, duration="forever")
+    addon_only = {**d["source"]["coupon"], "applies_to": {"products": ["addon"]}}
+    book = DiscountBook(coupons={"C": addon_only})
+    s = sub((price(10000, product="pro"), 1), (price(4000, product="addon"), 1), discounts=[d])
+    assert mrr(s) == pytest.approx(70.0)  # unrestricted: (100 + 40) / 2
+    assert mrr(s, book=book) == pytest.approx(120.0)  # addon only: 100 + 40 / 2
 
 
 def test_discount_never_below_zero_and_can_be_switched_off() -> None:
@@ -267,6 +300,69 @@ def test_cancel_at_period_end_counts_until_the_period_ends() -> None:
     assert mrr(s, MrrRules(keep_cancel_at_period_end=False)) is None
 
 
+def test_discount_comes_off_before_inclusive_tax_is_taken_out() -> None:
+    # $120 including 20% VAT with $20 off: Stripe taxes the discounted $100, so the net is
+    # 100 / 1.2 = $83.33 (taking the tax out first would give 120 / 1.2 - 20 = $80)
+    s = sub((price(12000), 1))
+    s["items"]["data"][0]["tax_rates"] = [{"percentage": 20.0, "inclusive": True}]
+    s["discounts"] = [coupon_discount(amount_off=2000, currency="usd", duration="forever")]
+    assert mrr(s) == pytest.approx(83.3333, abs=1e-4)
+    # the same with the discount on the item and the rate as the subscription's default
+    s["items"]["data"][0]["discounts"], s["discounts"] = s["discounts"], []
+    s["items"]["data"][0]["tax_rates"] = []
+    s["default_tax_rates"] = [{"percentage": 20.0, "inclusive": True}]
+    assert mrr(s) == pytest.approx(83.3333, abs=1e-4)
+
+
+def test_amount_off_is_shared_over_items_with_their_own_tax() -> None:
+    # A $120 incl. 20% VAT + B $60 exclusive; $30 off the $180 subtotal: A bears 20, B 10.
+    # A: (120 - 20) / 1.2 = 83.33; B: 60 - 10 = 50; total 133.33
+    s = sub((price(12000, product="a"), 1), (price(6000, product="b"), 1))
+    s["items"]["data"][0]["tax_rates"] = [{"percentage": 20.0, "inclusive": True}]
+    s["discounts"] = [coupon_discount(amount_off=3000, currency="usd", duration="forever")]
+    result = subscription_mrr(s, NOW, RULES)
+    assert result is not None
+    assert result.by_product == pytest.approx({"a": 83.3333, "b": 50.0}, abs=1e-4)
+
+
+def test_coupon_applies_to_products_discounts_only_those_items() -> None:
+    # pro $100 + addon $50; a coupon restricted to the addon
+    restricted = {"applies_to": {"products": ["addon"]}, "duration": "forever"}
+    s = sub((price(10000, product="pro"), 1), (price(5000, product="addon"), 1))
+    s["discounts"] = [coupon_discount(percent_off=50, **restricted)]
+    result = subscription_mrr(s, NOW, RULES)
+    assert result is not None  # 100 + 50 * 0.5
+    assert result.by_product == pytest.approx({"pro": 100.0, "addon": 25.0})
+    # amount_off comes off the eligible items only, and never more than they cost
+    s["discounts"] = [coupon_discount(amount_off=3000, currency="usd", **restricted)]
+    assert mrr(s) == pytest.approx(120.0)
+    s["discounts"] = [coupon_discount(amount_off=9000, currency="usd", **restricted)]
+    assert mrr(s) == pytest.approx(100.0)
+    # an item discount whose coupon names another product does not touch the item
+    s["discounts"] = []
+    s["items"]["data"][0]["discounts"] = [coupon_discount(percent_off=50, **restricted)]
+    assert mrr(s) == pytest.approx(150.0)
+    # `applies_to` with no products (or null) restricts nothing
+    s["items"]["data"][0]["discounts"] = [
+        coupon_discount(percent_off=50, duration="forever", applies_to={"products": []})
+    ]
+    assert mrr(s) == pytest.approx(100.0)
+
+
+def test_paused_collection_is_excluded_while_in_effect() -> None:
+    # Stripe's "pause payment collection": the subscription stays `active`, nothing is collected
+    paused = {"behavior": "void", "resumes_at": None}
+    s = sub((price(10000), 1), pause_collection=paused)
+    assert mrr(s) is None  # paused until further notice
+    paused["resumes_at"] = TS + DAY
+    assert mrr(s) is None  # resumes tomorrow
+    paused["resumes_at"] = TS - 1
+    assert mrr(s) == pytest.approx(100.0)  # resumed: collecting again
+    paused["resumes_at"] = None
+    assert mrr(s, MrrRules(count_paused_collection=True)) == pytest.approx(100.0)
+    assert summarize([s], NOW, RULES).total == 0.0
+
+
 def test_inclusive_tax_is_taken_out_exclusive_is_never_in() -> None:
     # $120 including 20% VAT -> $100 net
     s = sub((price(12000), 1))
@@ -279,6 +375,28 @@ def test_inclusive_tax_is_taken_out_exclusive_is_never_in() -> None:
 def test_zero_decimal_currency() -> None:
     # 5000 JPY is 5000 yen, not 50
     assert mrr(sub((price(5000, currency="jpy"), 2), currency="jpy")) == 10000.0
+
+
+# Stripe's lists (https://docs.stripe.com/currencies): zero-decimal, three-decimal, and
+# currencies that charge whole units yet stay two-decimal in the API (ISK, HUF, TWD).
+@pytest.mark.parametrize(
+    ("currency", "decimals"),
+    [(c, 0) for c in sorted(ZERO_DECIMAL)]
+    + [(c, 3) for c in sorted(THREE_DECIMAL)]
+    + [(c, 2) for c in ("usd", "eur", "gbp", "isk", "huf", "twd", "idr", "inr")],
+)
+def test_currency_minor_units_as_stripe_uses_them(currency: str, decimals: int) -> None:
+    assert exponent(currency) == exponent(currency.upper()) == decimals
+    # 12,340 minor units a month: 12340 JPY, 12.340 KWD, 123.40 USD
+    s = sub((price(12340, currency=currency), 1), currency=currency)
+    assert mrr(s) == pytest.approx(12340 / 10**decimals)
+
+
+def test_three_decimal_currency_with_amount_off_coupon() -> None:
+    # 25.000 KWD a month with a 5.000 KWD coupon: 20 KWD, not 200
+    d = coupon_discount(amount_off=5000, currency="kwd", duration="forever")
+    s = sub((price(25000, currency="kwd"), 1), currency="kwd", discounts=[d])
+    assert mrr(s) == pytest.approx(20.0)
 
 
 def test_summary_converts_and_keeps_unknown_currencies_apart() -> None:
@@ -303,6 +421,15 @@ def test_summary_scheduled_churn_and_excluded_subscriptions() -> None:
     assert summary.total == pytest.approx(150.0)  # 100 + 25*2; the trial is out
     assert summary.scheduled_churn == pytest.approx(50.0)
     assert [s.subscription for s in summary.subscriptions] == ["sub_k", "sub_l"]
+
+
+def test_summary_reports_unresolved_discounts_and_the_mrr_they_touch() -> None:
+    plain = sub((price(10000), 1), id="sub_a", customer="cus_a")
+    unknown = sub((price(5000, currency="eur"), 1), currency="eur", id="sub_b", customer="cus_b")
+    unknown["discounts"] = ["di_unknown"]
+    summary = summarize([plain, unknown], NOW, RULES)
+    assert summary.unresolved_discounts == {"di_unknown"}
+    assert summary.unresolved_discount_mrr == pytest.approx(55.0)  # 50 EUR x 1.10, undiscounted
 
 
 def test_summary_past_due_grace_from_caller_map() -> None:

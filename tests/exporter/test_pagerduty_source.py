@@ -206,6 +206,56 @@ async def test_acknowledgement_is_remembered_after_resolution_and_restart(
     assert values[key(open_, urgency="low", status="acknowledged")] == 0
 
 
+async def test_time_to_acknowledge_keeps_the_first_acknowledgement_after_a_re_ack(
+    serve: ServeFn, state: StateStore
+) -> None:
+    # created 10:00, acknowledged 10:05; the service's 30-minute acknowledgement timeout
+    # triggers it again at 10:35 (the API then lists no acknowledgement); re-acknowledged
+    # 11:00, when the API lists only the 11:00 one. Time to acknowledge: 300 s, not 3,600 s.
+    world = generate(7, WorldSize(accounts=3, tickets=0, subscriptions=0, incidents=0), NOW)
+    created = NOW - timedelta(hours=2)
+    page = pagerduty_world.new_incident(world, world.rng, 1, created, set())
+    world.pagerduty["incidents"].append(page)
+    service = next(s for s in world.pagerduty["services"] if s["id"] == page["service"]["id"])
+    assert service["acknowledgement_timeout"] == 1800
+    url = await serve(world, Faults())
+    source = make_source(url, state, UpstreamStats())
+    tta = "tensafe_pagerduty_time_to_acknowledge_seconds"
+    user = world.pagerduty["users"][0]
+
+    pagerduty_world.acknowledge(page, user, created + timedelta(minutes=5))
+    values = samples((await source.refresh(created + timedelta(minutes=10))).families)
+    assert values[key(tta, quantile="0.5")] == 300
+
+    expired = pagerduty_world.expire_acknowledgements(
+        world, created + timedelta(minutes=10), created + timedelta(minutes=40)
+    )
+    assert expired == [page] and page["status"] == "triggered" and not page["acknowledgements"]
+    values = samples((await source.refresh(created + timedelta(minutes=40))).families)
+    assert values[key("tensafe_pagerduty_open_incidents", urgency=page["urgency"],
+                      status="triggered")] == 1  # fmt: skip
+    assert values[key(tta, quantile="0.5")] == 300  # the stored first acknowledgement
+
+    pagerduty_world.acknowledge(page, user, created + timedelta(hours=1))
+    restarted = make_source(url, state, UpstreamStats())  # the earliest survives a restart
+    values = samples((await restarted.refresh(created + timedelta(hours=1, minutes=5))).families)
+    re_ack = pagerduty_world.iso(created + timedelta(hours=1))
+    assert [a["at"] for a in page["acknowledgements"]] == [re_ack]
+    assert values[key(tta, quantile="0.5")] == 300
+    assert values[key(tta + "_count")] == 1
+
+
+def test_acknowledgement_timeouts_happen_as_the_world_advances() -> None:
+    world = generate(3, WorldSize(accounts=3, tickets=0, subscriptions=0, incidents=0), NOW)
+    page = pagerduty_world.new_incident(world, world.rng, 1, NOW, set())
+    world.pagerduty["incidents"].append(page)
+    pagerduty_world.acknowledge(page, world.pagerduty["users"][0], NOW)
+    assert pagerduty_world.expire_acknowledgements(world, NOW, NOW + timedelta(minutes=29)) == []
+    assert page["status"] == "acknowledged"
+    assert pagerduty_world.expire_acknowledgements(world, NOW, NOW + timedelta(minutes=30))
+    assert page["last_status_change_at"] == pagerduty_world.iso(NOW + timedelta(minutes=30))
+
+
 async def test_429_waits_for_retry_after_and_is_counted(serve: ServeFn, state: StateStore) -> None:
     world, _ = scenario_world()
     faults = Faults(retry_after=1)

@@ -92,6 +92,19 @@ def build_report(
     scheduled.add_metric([], summary.scheduled_churn)
     add(scheduled)
 
+    unresolved = _gauge(
+        "unresolved_discounts",
+        "Discounts that could not be read, so their subscriptions count before them.",
+    )
+    unresolved.add_metric([], len(summary.unresolved_discounts))
+    add(unresolved)
+    unresolved_mrr = _gauge(
+        "unresolved_discount_mrr",
+        "Converted MRR of subscriptions with an unreadable discount (counted undiscounted).",
+    )
+    unresolved_mrr.add_metric([], summary.unresolved_discount_mrr)
+    add(unresolved_mrr)
+
     statuses = Counter(str(s.get("status")) for s in state.subscriptions.values())
     subscriptions = _gauge("subscriptions", "Subscriptions by status.", ["status"])
     for status, count in sorted(statuses.items()):

@@ -44,7 +44,8 @@ SUBSCRIPTION_EXPAND = ["data.discounts", "data.discounts.source.coupon"]
 RECENT_WINDOW = timedelta(hours=24)
 
 _SUB_KEYS = ("id", "customer", "status", "currency", "cancel_at_period_end", "cancel_at",
-             "created", "default_tax_rates", "discounts", "trial_end")  # fmt: skip
+             "created", "default_tax_rates", "discounts", "trial_end",
+             "pause_collection")  # fmt: skip
 _ENUM_KEYS = ("status", "currency")
 _ITEM_KEYS = ("id", "quantity", "discounts", "tax_rates", "current_period_end")
 _PRICE_KEYS = ("id", "product", "currency", "recurring", "billing_scheme", "tiers_mode",
