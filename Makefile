@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean system-deps
+.PHONY: demo test lint bench clean system-deps lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ test: $(STAMP) system-deps
 
 system-deps:
 	@if [ "$$CI" = "true" ]; then ./scripts/install-system-deps.sh; fi
+
+# The container image's locks, hash-pinned, for every platform and Python >= 3.11 (the image runs
+# 3.12): runtime dependencies, and the build backend that turns the source into a wheel.
+# Keeps the pins it can; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest.
+LOCK := $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet \
+	--custom-compile-command "make lock" $(LOCK_FLAGS)
+lock: $(STAMP)
+	$(LOCK) pyproject.toml -o requirements.txt
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(LOCK) - -o requirements-build.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix tensafe_ops exporter webhook tests bench
