@@ -19,6 +19,7 @@ from tensafe_ops.malloc import limit_arenas
 from tensafe_ops.settings import ConfigError, Settings, load_settings, secret_values
 
 if TYPE_CHECKING:
+    from tensafe_ops.sandbox.product import Scenario
     from tensafe_ops.sandbox.world import World
 
 
@@ -46,8 +47,32 @@ def check_config(file: Path) -> None:
     click.echo(f"{file}: configuration is valid")
 
 
+def _parse_scenario(
+    _ctx: click.Context, _param: click.Parameter, pairs: tuple[str, ...]
+) -> "Scenario | None":
+    """`--scenario error_percent=12 --scenario api_down=true` into a validated Scenario."""
+    if not pairs:
+        return None
+    from pydantic import ValidationError
+
+    from tensafe_ops.sandbox.product import Scenario
+
+    fields: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE")
+        fields[key.strip()] = value.strip()
+    try:
+        return Scenario.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "scenario"
+        raise click.BadParameter(f"{where}: {first['msg']}") from None
+
+
 def world_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--world, --scale and --seed: which simulated world to serve (sandbox and serve --demo)."""
+    """--world, --scale, --seed and --scenario: the simulated world to serve (sandbox, demo)."""
     options = [
         click.option(
             "--world",
@@ -63,6 +88,15 @@ def world_options(command: Callable[..., None]) -> Callable[..., None]:
             help="Multiply the default world size (300 accounts, 1,500 tickets).",
         ),
         click.option("--seed", type=int, default=42, show_default=True),
+        click.option(
+            "--scenario",
+            multiple=True,
+            metavar="KEY=VALUE",
+            callback=_parse_scenario,
+            help="Set the simulated TenSafe API's scenario, e.g. error_percent=12, "
+            "api_down=true (keys in docs/product-sim.md; PATCH /_sandbox/scenario changes it "
+            "while running).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -97,6 +131,7 @@ def sandbox(
     seed: int,
     state_dir: Path,
     tick: float,
+    scenario: "Scenario | None",
 ) -> None:
     """Serve only the simulated upstreams; print their URLs and credentials as one JSON line."""
     setup_logging("json")
@@ -104,13 +139,17 @@ def sandbox(
     state_dir.mkdir(parents=True, exist_ok=True)
     usage_url = f"sqlite+aiosqlite:///{state_dir / 'usage.db'}"
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_sandbox(world, usage_url, tick))
+        asyncio.run(_sandbox(world, usage_url, tick, scenario))
 
 
-async def _sandbox(world: "World", usage_url: str, tick: float) -> None:
+async def _sandbox(
+    world: "World", usage_url: str, tick: float, scenario: "Scenario | None"
+) -> None:
     from tensafe_ops.sandbox.server import DEMO_CREDENTIALS, start_world
 
-    running = await start_world(world, usage_db_url=usage_url, tick_every=tick or None)
+    running = await start_world(
+        world, usage_db_url=usage_url, tick_every=tick or None, scenario=scenario
+    )
     info = {"urls": running.urls, "usage_db_url": usage_url, "credentials": DEMO_CREDENTIALS}
     click.echo(json.dumps(info))
     sys.stdout.flush()
@@ -175,6 +214,7 @@ def serve(
     host: str | None,
     port: int | None,
     state_dir: Path | None,
+    scenario: "Scenario | None",
 ) -> None:
     """Run the exporter and/or the webhook receiver."""
     flags = {"role": role, "host": host, "port": port, "state_dir": state_dir}
@@ -192,13 +232,13 @@ def serve(
     if demo:
         world = _build_world(world_file, scale, seed)
         settings.server.state_dir.mkdir(parents=True, exist_ok=True)
-    elif world_file:
-        raise click.UsageError("--world only makes sense with --demo")
+    elif world_file or scenario:
+        raise click.UsageError("--world and --scenario only make sense with --demo")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, world))
+        asyncio.run(_serve(settings, world, scenario))
 
 
-async def _serve(settings: Settings, world: "World | None") -> None:
+async def _serve(settings: Settings, world: "World | None", scenario: "Scenario | None") -> None:
     from tensafe_ops.app import make_app
 
     log = get_logger("tensafe_ops")
@@ -207,7 +247,9 @@ async def _serve(settings: Settings, world: "World | None") -> None:
         from tensafe_ops.sandbox.server import start_world
 
         usage_url = f"sqlite+aiosqlite:///{settings.server.state_dir / 'demo-usage.db'}"
-        running = await start_world(world, usage_db_url=usage_url, tick_every=30.0)
+        running = await start_world(
+            world, usage_db_url=usage_url, tick_every=30.0, scenario=scenario
+        )
         settings = running.configure(settings)
         register_secrets(secret_values(settings))
         log.warning(

@@ -4,6 +4,7 @@ Tests needing PostgreSQL or a Debian binary skip on a laptop without them, but i
 (CI=true) a missing dependency fails the test instead.
 """
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -32,6 +33,20 @@ def require_binary(name: str) -> str:
         missing_dependency(f"{name} is not installed (apt-get install it)")
     assert path is not None
     return path
+
+
+async def assert_promtool_accepts_metrics(exposition: bytes) -> None:
+    """`promtool check metrics` finds nothing wrong with this exposition (its lint included)."""
+    process = await asyncio.create_subprocess_exec(
+        require_binary("promtool"),
+        "check",
+        "metrics",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate(exposition)
+    assert process.returncode == 0, (err + out).decode()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from tensafe_ops.app import make_app
 from tensafe_ops.sandbox import world as sandbox_world
 from tensafe_ops.sandbox.server import RunningWorld, start_world
 from tensafe_ops.settings import parse_settings
-from tests.conftest import require_binary
+from tests.conftest import assert_promtool_accepts_metrics
 
 SOURCES = ("zendesk", "pagerduty", "stripe", "usage", "health")
 
@@ -69,17 +69,7 @@ async def test_demo_serves_every_source_up_and_promtool_clean(
         assert any(n.startswith(expected) for n in names), (
             f"{expected} missing from {sorted(names)}"
         )
-    promtool = require_binary("promtool")
-    process = await asyncio.create_subprocess_exec(
-        promtool,
-        "check",
-        "metrics",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate(text.encode())
-    assert process.returncode == 0, (err + out).decode()
+    await assert_promtool_accepts_metrics(text.encode())
 
     # The webhook half is on in the demo (auth off, as it says) and sends to the fakes.
     firing = json.loads((shared_dir / "contracts" / "alertmanager-webhook.json").read_text())

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,12 +13,15 @@ from tensafe_ops.clock import Clock, utcnow
 from tensafe_ops.sandbox import (
     pagerduty_api,
     pagerduty_events_api,
+    product,
+    product_api,
     slack_api,
     stripe_api,
     usage_world,
     zendesk_api,
 )
 from tensafe_ops.sandbox.faults import Faults
+from tensafe_ops.sandbox.product import ProductState, Scenario
 from tensafe_ops.sandbox.world import World, advance
 from tensafe_ops.settings import Settings
 from webhook.config import DEFAULT_RECEIVER_PATH, ReceiverConfig, WebhookConfig
@@ -54,6 +58,8 @@ class RunningWorld:
     slack: slack_api.SlackInbox = field(
         default_factory=lambda: slack_api.SlackInbox(webhooks=set(DEMO_SLACK_WEBHOOKS.values()))
     )
+    product: ProductState = field(default_factory=lambda: product.new_state(time.time()))
+    """The simulated TenSafe API's metrics and scenario (`urls["product"]`)."""
 
     def configure(self, settings: Settings) -> Settings:
         """Settings with every source pointed at the fakes (and demo mode on)."""
@@ -157,9 +163,16 @@ async def start_world(
     faults: dict[str, Faults] | None = None,
     tick_every: float | None = None,
     clock: Clock = utcnow,
+    scenario: Scenario | None = None,
 ) -> RunningWorld:
-    """Serve `world` over HTTP on loopback; with `tick_every`, the world keeps changing."""
+    """Serve `world` over HTTP on loopback; with `tick_every`, the world keeps changing.
+
+    The simulated TenSafe API (`urls["product"]`) runs on the wall clock whatever `clock`
+    says: Prometheus computes its rates in real time.
+    """
     running = RunningWorld(world=world, usage_db_url=usage_db_url, faults=faults or {})
+    if scenario is not None:
+        product.set_scenario(running.product, scenario, time.time())
     apps = {"zendesk": zendesk_api, "stripe": stripe_api, "pagerduty": pagerduty_api}
     for name, module in apps.items():
         fault = running.faults.setdefault(name, Faults())
@@ -167,7 +180,7 @@ async def start_world(
         runner, url = await _serve(app, host)
         running.runners.append(runner)
         running.urls[name] = url
-    notify_apps = {
+    served_apps = {
         "slack": slack_api.make_app(
             running.faults.setdefault("slack", Faults()), inbox=running.slack
         ),
@@ -175,8 +188,9 @@ async def start_world(
             running.faults.setdefault("pagerduty_events", Faults()),
             routing_keys={DEMO_ROUTING_KEY},
         ),
+        "product": product_api.make_app(running.product),
     }
-    for name, app in notify_apps.items():
+    for name, app in served_apps.items():
         runner, url = await _serve(app, host)
         running.runners.append(runner)
         running.urls[name] = url
