@@ -2,12 +2,13 @@
 
 Answers like Stripe: Bearer secret-key auth, lists as {object: "list", data, has_more, url},
 newest first, `limit` 1-100 (default 10), `starting_after` / `ending_before` cursors,
-`created[gte|gt|lte|lt]`, `expand[]`, events kept 30 days, and Stripe's error object
+`created[gte|gt|lte|lt]`, `expand[]` (ids unless expanded, at most four levels:
+`stripe_expand.py`), events kept 30 days and never expanded, and Stripe's error object
 `{"error": {"type", "message", "code"?, "param"?}}` for 4xx/5xx (including injected faults).
-`/v1/prices/{id}` (outside the trimmed contract) serves a price with `expand[]=tiers`.
+`/v1/prices/{id}` and `/v1/coupons/{id}` (outside the trimmed contract) serve one price or
+coupon; their `tiers` / `applies_to` / `currency_options` only with `expand[]`.
 """
 
-import copy
 import heapq
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from tensafe_ops.sandbox.faults import Faults, fault_middleware
+from tensafe_ops.sandbox.stripe_expand import LIST, ExpandError, Lookup, expand_tree, render
 from tensafe_ops.sandbox.stripe_world import EVENT_RETENTION
 from tensafe_ops.sandbox.world import World
 
@@ -128,41 +130,55 @@ def _list(request: web.Request, data: list[Obj], has_more: bool) -> web.Response
     return web.json_response(body, headers={"Request-Id": _request_id()})
 
 
-def _without_tiers(price: Obj) -> Obj:
-    return {k: v for k, v in price.items() if k != "tiers"}
+def _expansions(request: web.Request, kind: str) -> dict[str, Any]:
+    try:
+        return expand_tree(_values(request, "expand"), kind)
+    except ExpandError as exc:
+        raise StripeError(400, exc.message, **exc.extra) from None
 
 
-def render_discount(discount: Any, expand: set[str], prefix: str) -> Any:
-    """A discount id, or the object (its `source.coupon` an id unless expanded too)."""
-    if not isinstance(discount, dict):
-        return discount
-    if f"{prefix}discounts" not in expand and f"{prefix}discounts.source.coupon" not in expand:
-        return discount["id"]
-    rendered = copy.deepcopy(discount)
-    coupon = rendered["source"]["coupon"]
-    if f"{prefix}discounts.source.coupon" not in expand and isinstance(coupon, dict):
-        rendered["source"]["coupon"] = coupon["id"]
-    return rendered
+_LISTS = {
+    "coupon": "coupons",
+    "customer": "customers",
+    "invoice": "invoices",
+    "price": "prices",
+    "product": "products",
+    "subscription": "subscriptions",
+}
 
 
-def render_subscription(
-    sub: Obj, expand: set[str], invoices: dict[str, Obj], prefix: str = ""
-) -> Obj:
-    rendered = copy.deepcopy(sub)
-    rendered["discounts"] = [render_discount(d, expand, prefix) for d in sub.get("discounts") or []]
-    for item in rendered["items"]["data"]:
-        item["price"] = _without_tiers(item["price"])
-        item["discounts"] = [
-            render_discount(d, expand, prefix) for d in item.get("discounts") or []
-        ]
-    invoice_id = sub.get("latest_invoice")
-    if (
-        f"{prefix}latest_invoice" in expand
-        and isinstance(invoice_id, str)
-        and invoice_id in invoices
-    ):
-        rendered["latest_invoice"] = invoices[invoice_id]
-    return rendered
+def world_lookup(world: World) -> Lookup:
+    """Finds the objects the world refers to by id (indexed on first use, per request).
+
+    Coupons are also found inside the discounts that embed them (a world file may list
+    coupons only there), and discounts inside the subscriptions and items that hold them.
+    """
+    indexes: dict[str, dict[str, Obj]] = {}
+
+    def index(kind: str) -> dict[str, Obj]:
+        found = {o["id"]: o for o in world.stripe.get(_LISTS.get(kind, ""), [])}
+        if kind in ("coupon", "discount"):
+            for discount in _embedded_discounts(world):
+                if kind == "discount":
+                    found.setdefault(discount["id"], discount)
+                elif isinstance(coupon := (discount.get("source") or {}).get("coupon"), dict):
+                    found.setdefault(coupon["id"], coupon)
+        return found
+
+    def lookup(kind: str, object_id: str) -> Obj | None:
+        if kind not in indexes:
+            indexes[kind] = index(kind)
+        return indexes[kind].get(object_id)
+
+    return lookup
+
+
+def _embedded_discounts(world: World) -> list[Obj]:
+    found = []
+    for sub in world.stripe.get("subscriptions", []):
+        holders = [sub, *sub["items"]["data"]]
+        found += [d for h in holders for d in h.get("discounts") or [] if isinstance(d, dict)]
+    return found
 
 
 def make_app(world: World, faults: Faults, *, credentials: "dict[str, str]") -> web.Application:
@@ -186,9 +202,6 @@ def make_app(world: World, faults: Faults, *, credentials: "dict[str, str]") -> 
 
     app = web.Application(middlewares=[fault_middleware(faults, error_response), auth])
 
-    def invoices_by_id() -> dict[str, Obj]:
-        return {i["id"]: i for i in world.stripe.get("invoices", [])}
-
     async def subscriptions(request: web.Request) -> web.Response:
         statuses = set(_values(request, "status")) or set(DEFAULT_SUBSCRIPTION_STATUSES)
         customer, price = request.query.get("customer"), request.query.get("price")
@@ -201,21 +214,19 @@ def make_app(world: World, faults: Faults, *, credentials: "dict[str, str]") -> 
             and (price is None or any(i["price"]["id"] == price for i in s["items"]["data"]))
             and created(s)
         ]
+        tree = _expansions(request, LIST + "subscription")
         page, more = _page(request, chosen, "subscription")
-        expand = set(_values(request, "expand"))
-        invoices = invoices_by_id()
-        return _list(
-            request, [render_subscription(s, expand, invoices, "data.") for s in page], more
-        )
+        return _list(request, _rendered(page, "subscription", tree.get("data"), world), more)
 
     async def customers(request: web.Request) -> web.Response:
         created = _created_filter(request)
         chosen = [c for c in world.stripe.get("customers", []) if created(c)]
+        tree = _expansions(request, LIST + "customer")
         page, more = _page(request, chosen, "customer")
-        return _list(request, page, more)
+        return _list(request, _rendered(page, "customer", tree.get("data"), world), more)
 
     async def customer(request: web.Request) -> web.Response:
-        return _one(world.stripe.get("customers", []), request.match_info["id"], "customer")
+        return _one(world, request, "customer")
 
     async def invoices(request: web.Request) -> web.Response:
         status = request.query.get("status")
@@ -230,11 +241,12 @@ def make_app(world: World, faults: Faults, *, credentials: "dict[str, str]") -> 
             and (subscription is None or _invoice_subscription(i) == subscription)
             and created(i)
         ]
+        tree = _expansions(request, LIST + "invoice")
         page, more = _page(request, chosen, "invoice")
-        return _list(request, page, more)
+        return _list(request, _rendered(page, "invoice", tree.get("data"), world), more)
 
     async def invoice(request: web.Request) -> web.Response:
-        return _one(world.stripe.get("invoices", []), request.match_info["id"], "invoice")
+        return _one(world, request, "invoice")
 
     async def events(request: web.Request) -> web.Response:
         types = set(_values(request, "types")) | set(_values(request, "type"))
@@ -244,14 +256,15 @@ def make_app(world: World, faults: Faults, *, credentials: "dict[str, str]") -> 
         chosen = [
             e for e in retained if created(e) and (not types or _type_matches(e["type"], types))
         ]
+        _expansions(request, LIST + "event")
         page, more = _page(request, chosen, "event", retained)
-        return _list(request, [_render_event(e) for e in page], more)
+        return _list(request, [_render_event(e, world_lookup(world)) for e in page], more)
 
     async def price(request: web.Request) -> web.Response:
-        prices = world.stripe.get("prices", [])
-        if "tiers" in _values(request, "expand"):
-            return _one(prices, request.match_info["id"], "price")
-        return _one([_without_tiers(p) for p in prices], request.match_info["id"], "price")
+        return _one(world, request, "price")
+
+    async def coupon(request: web.Request) -> web.Response:
+        return _one(world, request, "coupon")
 
     app.router.add_get("/v1/subscriptions", subscriptions)
     app.router.add_get("/v1/customers", customers)
@@ -260,6 +273,7 @@ def make_app(world: World, faults: Faults, *, credentials: "dict[str, str]") -> 
     app.router.add_get("/v1/invoices/{id}", invoice)
     app.router.add_get("/v1/events", events)
     app.router.add_get("/v1/prices/{id}", price)
+    app.router.add_get("/v1/coupons/{id}", coupon)
     return app
 
 
@@ -273,19 +287,30 @@ def _type_matches(kind: str, wanted: set[str]) -> bool:
     return any(kind == w or (w.endswith("*") and kind.startswith(w[:-1])) for w in wanted)
 
 
-def _render_event(event: Obj) -> Obj:
-    """Event payloads are never expanded: discounts as ids, prices without tiers."""
-    rendered = copy.deepcopy(event)
-    obj = rendered["data"]["object"]
-    if obj.get("object") == "subscription":
-        rendered["data"]["object"] = render_subscription(obj, set(), {})
-    return rendered
+def _rendered(objects: list[Obj], kind: str, tree: Any, world: World) -> list[Obj]:
+    lookup = world_lookup(world)
+    return [render(o, kind, tree or {}, lookup) for o in objects]
 
 
-def _one(objects: list[Obj], object_id: str, kind: str) -> web.Response:
-    found = next((o for o in objects if o["id"] == object_id), None)
+def _render_event(event: Obj, lookup: Lookup) -> Obj:
+    """Event payloads are never expanded: discounts and coupons as ids, no price tiers."""
+    data = event["data"]
+    kind = str(data["object"].get("object"))
+    rendered = {"object": render(data["object"], kind, {}, lookup)}
+    if "previous_attributes" in data:
+        rendered["previous_attributes"] = render(data["previous_attributes"], kind, {}, lookup)
+    return {**event, "data": rendered}
+
+
+def _one(world: World, request: web.Request, kind: str) -> web.Response:
+    """GET /v1/<kind>s/{id}, rendered with the request's expansions."""
+    object_id = request.match_info["id"]
+    tree = _expansions(request, kind)
+    lookup = world_lookup(world)
+    found = lookup(kind, object_id)
     if found is None:
         raise StripeError(
             404, f"No such {kind}: '{object_id}'", code="resource_missing", param="id"
         )
-    return web.json_response(found, headers={"Request-Id": _request_id()})
+    body = render(found, kind, tree, lookup)
+    return web.json_response(body, headers={"Request-Id": _request_id()})

@@ -113,6 +113,19 @@ def coupons() -> list[Obj]:
     ]  # fmt: skip
 
 
+def product_coupons() -> list[Obj]:
+    """Coupons restricted to products (`applies_to`, returned only when expanded)."""
+    base = {"object": "coupon", "created": 1_700_000_000, "livemode": False, "valid": True}
+    return [
+        {**base, "id": "SSO_HALF", "percent_off": 50.0, "amount_off": None, "currency": None,
+         "duration": "forever", "duration_in_months": None, "times_redeemed": 0,
+         "applies_to": {"products": ["sso_addon"]}},
+        {**base, "id": "PRO10USD", "percent_off": None, "amount_off": 1000, "currency": "usd",
+         "duration": "forever", "duration_in_months": None, "times_redeemed": 0,
+         "applies_to": {"products": ["pro"]}},
+    ]  # fmt: skip
+
+
 def make_customer(cid: str, created: int, account_id: str | None, name: str) -> Obj:
     return {
         "id": cid,
@@ -150,7 +163,13 @@ def period_end(start: int, price: Obj) -> int:
     return start + days * DAY * int(recurring["interval_count"])
 
 
-def make_discount(did: str, coupon: Obj, customer: str, sid: str, start: int) -> Obj:
+def make_discount(
+    did: str, coupon: Obj, customer: str, sid: str, start: int, item: str | None = None
+) -> Obj:
+    """A discount in the current shape (the coupon in `source.coupon`; no legacy `coupon`).
+
+    With `item`, it is an item-level discount (it goes in that item's `discounts`).
+    """
     end = None
     if coupon["duration"] == "repeating":
         end = start + int(coupon["duration_in_months"]) * 30 * DAY
@@ -158,15 +177,15 @@ def make_discount(did: str, coupon: Obj, customer: str, sid: str, start: int) ->
         "id": did,
         "object": "discount",
         "checkout_session": None,
-        "coupon": coupon,  # legacy field (2023 contract), same coupon as source.coupon
         "customer": customer,
         "end": end,
         "invoice": None,
         "invoice_item": None,
+        "promotion_code": None,
         "source": {"type": "coupon", "coupon": coupon},
         "start": start,
         "subscription": sid,
-        "subscription_item": None,
+        "subscription_item": item,
     }
 
 

@@ -1,9 +1,10 @@
 """Stripe part of the simulated world: generation and changes over time, with Events.
 
 `world.stripe` holds lists of Stripe objects (current API shape, built by stripe_objects.py):
-products, prices (with `tiers`), coupons, customers, subscriptions (discounts expanded, coupons
-inside `source.coupon`), invoices and events. The fake (stripe_api.py) trims them to what a
-request asks for (expand[]).
+products, prices (with `tiers`), coupons (some restricted with `applies_to`), customers,
+subscriptions (discounts expanded at subscription and item level, coupons inside
+`source.coupon`; a few with `pause_collection`), invoices and events. The fake (stripe_api.py)
+renders them as Stripe would: ids unless a request expands them (stripe_expand.py).
 """
 
 import copy
@@ -22,6 +23,7 @@ from tensafe_ops.sandbox.stripe_objects import (
     make_item,
     make_subscription,
     period_end,
+    product_coupons,
 )
 from tensafe_ops.sandbox.world import World, WorldSize
 
@@ -63,10 +65,11 @@ def generate(world: World, rng: random.Random, size: WorldSize) -> None:
     products, prices = catalog()
     by_id = {p["id"]: p for p in prices}
     coupon_list = coupons()
+    restricted = {c["id"]: c for c in product_coupons()}
     stripe: dict[str, list[Obj]] = {
         "products": products,
         "prices": prices,
-        "coupons": coupon_list,
+        "coupons": coupon_list + list(restricted.values()),
         "customers": [],
         "subscriptions": [],
         "invoices": [],
@@ -98,7 +101,8 @@ def generate(world: World, rng: random.Random, size: WorldSize) -> None:
         if rng.random() < 0.12 and price["currency"] == "usd":
             coupon = rng.choice(coupon_list)
             discount = make_discount(f"di_{index + 1:06d}", coupon, cid, sid, now - 40 * DAY)
-            sub["discounts"], sub["discount"] = [discount], discount
+            sub["discounts"] = [discount]
+        _by_position(sub, index, restricted, now)
         if status == "canceled":
             sub["canceled_at"] = sub["ended_at"] = now - rng.randint(1, 60) * DAY
         elif status == "trialing":
@@ -115,6 +119,37 @@ def generate(world: World, rng: random.Random, size: WorldSize) -> None:
     if len(stripe["customers"]) > 12:  # one account with two Stripe customers
         twin = stripe["customers"][11]
         twin["metadata"] = dict(stripe["customers"][10]["metadata"])
+
+
+def _by_position(sub: Obj, index: int, coupons: dict[str, Obj], now: int) -> None:
+    """Item-level discounts whose coupons are restricted to products, and a few paused
+    collections (chosen by the subscription's position, not the RNG, so the rest of the world
+    stays as it was)."""
+    if sub["status"] == "active" and index % 41 == 20:
+        resumes = None if index % 2 else now + 14 * DAY
+        sub["pause_collection"] = {"behavior": "keep_as_draft", "resumes_at": resumes}
+    cid, sid = sub["customer"], sub["id"]
+    for number, item in enumerate(sub["items"]["data"]):
+        product = item["price"]["product"]
+        if product == "sso_addon" and index % 3 == 0:
+            coupon = coupons["SSO_HALF"]
+        elif product == "pro" and item["price"]["currency"] == "usd" and index % 11 == 4:
+            coupon = coupons["PRO10USD"]
+        else:
+            continue
+        did = f"di_{index + 1:06d}_{number}"
+        item["discounts"] = [make_discount(did, coupon, cid, sid, now - 20 * DAY, item["id"])]
+
+
+def add_item_discount(world: World, sub: Obj, item: Obj, coupon: Obj, at: int) -> Obj:
+    """Put a discount on one item of `sub` at `at`, with its customer.subscription.updated
+    event (whose payload, like Stripe's, names the discount by id only)."""
+    before = _copy(sub["items"])
+    did = f"di_{sub['id'].removeprefix('sub_')}_{len(item['discounts']) + 1}_{at}"
+    discount = make_discount(did, coupon, sub["customer"], sub["id"], at, item["id"])
+    item["discounts"] = [*item["discounts"], discount]
+    _touched(world, sub, at, {"items": before})
+    return discount
 
 
 def _event(world: World, kind: str, obj: Obj, at: int, previous: Obj | None = None) -> None:

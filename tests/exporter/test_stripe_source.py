@@ -1,15 +1,18 @@
 """The Stripe source against the fake Stripe API, over HTTP, with the real stripe-python SDK."""
 
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from exporter.config import MrrRules, StripeConfig
 from exporter.snapshot import render
@@ -18,7 +21,7 @@ from exporter.sources.base import SourceContext, SourceResult
 from exporter.sources.stripe import DayBaseline, StripeSource, create
 from exporter.stats import UpstreamStats
 from tensafe_ops.http import UpstreamError
-from tensafe_ops.sandbox import stripe_api
+from tensafe_ops.sandbox import stripe_api, stripe_world
 from tensafe_ops.sandbox import stripe_objects as sw
 from tensafe_ops.sandbox.faults import Faults
 from tensafe_ops.sandbox.world import World, WorldSize, advance, generate
@@ -41,6 +44,8 @@ class Served:
     url: str
     faults: Faults
     recorder: ContractRecorder
+    hits: Counter[str]
+    """Requests served, by path."""
 
 
 def samples(result: SourceResult) -> Samples:
@@ -61,11 +66,21 @@ async def serve(aiohttp_server: Any) -> ServeFn:
     async def start(world: World, faults: Faults | None = None) -> Served:
         faults = faults or Faults(retry_after=0)
         app = stripe_api.make_app(world, faults, credentials={"api_key": KEY})
-        # /v1/prices/{id} (to read a tiered price's tiers) is not in the trimmed contract
-        recorder = ContractRecorder("stripe", skip_paths=("/v1/prices/",))
+        # /v1/prices/{id} and /v1/coupons/{id} (a tiered price's tiers, a coupon's applies_to)
+        # are not in the trimmed contract
+        recorder = ContractRecorder("stripe", skip_paths=("/v1/prices/", "/v1/coupons/"))
         recorder.attach(app)
+        hits: Counter[str] = Counter()
+
+        @web.middleware
+        async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+            hits[request.path] += 1
+            response: web.StreamResponse = await handler(request)
+            return response
+
+        app.middlewares.append(count)
         server: TestServer = await aiohttp_server(app)
-        return Served(str(server.make_url("")).rstrip("/"), faults, recorder)
+        return Served(str(server.make_url("")).rstrip("/"), faults, recorder, hits)
 
     return start
 
@@ -161,6 +176,144 @@ async def test_full_sync_matches_hand_computed_mrr(serve: ServeFn, store: StateS
     assert result.facts["acct_2"]["plan"] == "enterprise" and result.facts["acct_2"]["enterprise"]
     assert stats.requests[("stripe", "200")] >= 6
     assert served.recorder.check() == 5  # events, subscriptions, customers, invoices, events
+    await source.aclose()
+
+
+def discount_world() -> World:
+    """Discounts as Stripe keeps them: on items and subscriptions, restricted to products,
+    with inclusive tax; plus a three-decimal currency and a paused collection."""
+    world = World(now=NOW)
+    products, prices = sw.catalog()
+    prices.append(sw._price("price_pro_kwd", "pro", 25000, currency="kwd"))
+    price = {p["id"]: p for p in prices}
+    base = {"object": "coupon", "created": TS - 99 * DAY, "valid": True, "currency": None,
+            "amount_off": None, "percent_off": None, "duration": "forever"}  # fmt: skip
+    coupons = {c["id"]: c for c in [*sw.coupons(), *sw.product_coupons()]}
+    coupons["TWENTY"] = {**base, "id": "TWENTY", "amount_off": 2000, "currency": "usd"}
+    coupons["NEWCO"] = {**base, "id": "NEWCO", "percent_off": 10.0}
+    world.stripe = {"products": products, "prices": prices, "coupons": list(coupons.values()),
+                    "customers": [], "subscriptions": [], "invoices": [], "events": []}  # fmt: skip
+
+    def add(cid: str, lines: list[tuple[str, int]], **extra: Any) -> Any:
+        world.stripe["customers"].append(sw.make_customer(cid, TS - 90 * DAY, f"acct_{cid}", cid))
+        sid = cid.replace("cus", "sub")
+        items = [
+            sw.make_item(sid, n, price[p], q, TS - 5 * DAY, TS + 25 * DAY)
+            for n, (p, q) in enumerate(lines)
+        ]
+        sub = sw.make_subscription(sid, cid, items, "active", TS - 90 * DAY) | extra
+        world.stripe["subscriptions"].append(sub)
+        return sub
+
+    def discount(sub: Any, coupon: str, item: int | None = None) -> None:
+        holder = sub if item is None else sub["items"]["data"][item]
+        did = f"di_{sub['id']}_{coupon}"
+        item_id = None if item is None else holder["id"]
+        made = sw.make_discount(did, coupons[coupon], sub["customer"], sub["id"], TS - DAY, item_id)
+        holder["discounts"].append(made)
+
+    # pro 2 x $99 = 198 - $10 (PRO10USD: pro only) = 188; SSO $200 - 50% (item) = 100 -> 288
+    a = add("cus_a", [("price_pro_monthly", 2), ("price_sso_monthly", 1)])
+    discount(a, "PRO10USD")
+    discount(a, "SSO_HALF", item=1)
+    b = add("cus_b", [("price_pro_monthly", 1)])  # $99 - 20% (item) = 79.20
+    discount(b, "LAUNCH20", item=0)
+    add("cus_c", [("price_pro_kwd", 2)], currency="kwd")  # 2 x 25.000 KWD = 50 KWD
+    add("cus_d", [("price_pro_monthly", 5)], pause_collection={"behavior": "void"})  # paused
+    # $120 incl. 20% VAT with $20 off: (120 - 20) / 1.2 = 83.33
+    e = add("cus_e", [("price_starter_monthly", 1)])
+    vat_price = {"id": "price_vat", "unit_amount": 12000, "unit_amount_decimal": "12000"}
+    e["items"]["data"][0]["price"] = price["price_starter_monthly"] | vat_price
+    e["items"]["data"][0]["tax_rates"] = [
+        {"id": "txr_vat", "object": "tax_rate", "active": True, "created": TS - 99 * DAY,
+         "display_name": "VAT", "livemode": False, "percentage": 20.0, "inclusive": True}
+    ]  # fmt: skip
+    discount(e, "TWENTY")
+    return world
+
+
+def usd(values: Samples) -> float:
+    return value(values, "tensafe_stripe_mrr", currency="usd")
+
+
+def coupon_hits(served: Served) -> dict[str, int]:
+    return {k.removeprefix("/v1/coupons/"): v for k, v in served.hits.items() if "/coupons/" in k}
+
+
+async def test_discounts_as_stripe_sends_them_resolved_once_and_across_restarts(
+    serve: ServeFn, store: StateStore, tmp_path: Any
+) -> None:
+    world = discount_world()
+    served = await serve(world)
+    source, _ = make_source(served.url, store)
+    values = samples(await source.refresh(NOW))
+    assert usd(values) == pytest.approx(288 + 79.2 + 83.3333, abs=1e-3)
+    assert value(values, "tensafe_stripe_mrr", currency="kwd") == pytest.approx(50.0)
+    assert value(values, "tensafe_stripe_unresolved_discounts") == 0
+    assert coupon_hits(served) == {"LAUNCH20": 1, "PRO10USD": 1, "SSO_HALF": 1, "TWENTY": 1}
+    subs = {s["id"]: s for s in world.stripe["subscriptions"]}
+
+    # A metadata-only update: the event names both discounts of sub_a by id only. MRR must
+    # not rise by them, and nothing is fetched again.
+    listed = served.hits["/v1/subscriptions"]
+    subs["sub_a"]["metadata"] = {"note": "renamed"}
+    stripe_world._touched(world, subs["sub_a"], TS + 60, {"metadata": {}})
+    values = samples(await source.refresh(NOW + timedelta(minutes=2)))
+    assert usd(values) == pytest.approx(288 + 79.2 + 83.3333, abs=1e-3)
+    assert served.hits["/v1/subscriptions"] == listed and sum(coupon_hits(served).values()) == 4
+
+    # A new item discount (an unknown id, a known coupon): the customer's subscriptions are
+    # listed again expanded; the coupon is not fetched again. cus_b: 79.20 - 20 = 59.20
+    coupons = {c["id"]: c for c in world.stripe["coupons"]}
+    b_item = subs["sub_b"]["items"]["data"][0]
+    stripe_world.add_item_discount(world, subs["sub_b"], b_item, coupons["TWENTY"], TS + 120)
+    values = samples(await source.refresh(NOW + timedelta(minutes=3)))
+    assert usd(values) == pytest.approx(288 + 59.2 + 83.3333, abs=1e-3)
+    assert served.hits["/v1/subscriptions"] == listed + 1
+    assert sum(coupon_hits(served).values()) == 4
+    await source.aclose()
+
+    # Restarted: discounts and coupons come from the state DB; only the new coupon is fetched.
+    # sub_a pro: 198 - 10% = 178.20, then PRO10USD: 168.20; + SSO 100 -> 268.20
+    a_item = subs["sub_a"]["items"]["data"][0]
+    stripe_world.add_item_discount(world, subs["sub_a"], a_item, coupons["NEWCO"], TS + 180)
+    restarted, _ = make_source(served.url, store)
+    values = samples(await restarted.refresh(NOW + timedelta(minutes=4)))
+    assert usd(values) == pytest.approx(268.2 + 59.2 + 83.3333, abs=1e-3)
+    assert coupon_hits(served) == {
+        "LAUNCH20": 1, "PRO10USD": 1, "SSO_HALF": 1, "TWENTY": 1, "NEWCO": 1,
+    }  # fmt: skip
+    await restarted.aclose()
+    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+    await migrate(other)
+    fresh = await fresh_values(served.url, StateStore(other), NOW + timedelta(minutes=4))
+    assert billing(values) == pytest.approx(billing(fresh))
+    await other.dispose()
+    served.recorder.check()
+
+
+async def test_unreadable_discount_is_counted_and_logged_once_never_guessed(
+    serve: ServeFn, store: StateStore
+) -> None:
+    world = discount_world()
+    gone = world.stripe["subscriptions"][1]  # sub_b: its item discount's coupon is deleted
+    gone["items"]["data"][0]["discounts"][0]["source"]["coupon"] = "DELETED"
+    served = await serve(world)
+    source, _ = make_source(served.url, store)
+    with capture_logs() as logs:
+        values = samples(await source.refresh(NOW))
+        again = samples(await source.refresh(NOW + timedelta(minutes=1)))
+    # sub_b counts before its discount ($99, an upper bound), and says so
+    assert usd(values) == pytest.approx(288 + 99 + 83.3333, abs=1e-3)
+    for seen in (values, again):
+        assert value(seen, "tensafe_stripe_unresolved_discounts") == 1
+        assert value(seen, "tensafe_stripe_unresolved_discount_mrr") == pytest.approx(99.0)
+    unresolved = [e for e in logs if e["event"] == "stripe_discount_unresolved"]
+    assert [(e["discount"], e["subscription"]) for e in unresolved] == [
+        ("di_sub_b_LAUNCH20", "sub_b")
+    ]
+    assert [e["coupon"] for e in logs if e["event"] == "stripe_coupon_missing"] == ["DELETED"]
+    assert coupon_hits(served)["DELETED"] == 1  # not asked again until the next full sync
     await source.aclose()
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tensafe_ops.sandbox import stripe_api
+from tensafe_ops.sandbox import stripe_api, stripe_world
 from tensafe_ops.sandbox.faults import Faults
 from tensafe_ops.sandbox.world import World, WorldSize, advance, generate
 from tests.contracts import ContractRecorder
@@ -14,6 +14,7 @@ from tests.contracts import ContractRecorder
 KEY = "sk_test_fake_1234567890"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+TS = int(NOW.timestamp())
 SIZE = WorldSize(accounts=60, tickets=0, subscriptions=60, incidents=0)
 
 
@@ -95,6 +96,90 @@ async def test_subscription_status_filter_and_expand(
     item = expanded["data"][0]["items"]["data"][0]
     assert "current_period_end" in item and "tiers" not in item["price"]
     recorder.check()
+
+
+async def test_expandable_fields_are_ids_unless_the_request_expands_them(
+    client: Any, world: World, recorder: ContractRecorder
+) -> None:
+    http, _ = client
+    stored = {s["id"]: s for s in world.stripe["subscriptions"]}
+    _, plain = await get(http, "/v1/subscriptions", limit=100, status="all")
+    held = [(s, i) for s in plain["data"] for i in s["items"]["data"] if i["discounts"]]
+    assert held, "the generated world puts discounts on some items"
+    assert all(isinstance(d, str) for _, i in held for d in i["discounts"])
+    assert all(isinstance(s.get("latest_invoice"), str | None) for s in plain["data"])
+    assert all("discount" not in s for s in plain["data"])  # removed in 2025-03-31.basil
+    # expanding the subscription's discounts leaves the items' discounts alone
+    _, top = await get(http, "/v1/subscriptions", limit=100, status="all", expand="data.discounts")
+    assert all(isinstance(d, str) for s in top["data"] for i in s["items"]["data"]
+               for d in i["discounts"])  # fmt: skip
+    assert all(isinstance(d["source"]["coupon"], str) for s in top["data"] for d in s["discounts"])
+    # four levels reach the items' discounts; their coupons (six levels) stay ids
+    expand = {"expand[0]": "data.items.data.discounts", "expand[1]": "data.latest_invoice"}
+    _, deep = await get(http, "/v1/subscriptions", limit=100, status="all", **expand)
+    items = [i for s in deep["data"] for i in s["items"]["data"] if i["discounts"]]
+    assert items and all(d["object"] == "discount" for i in items for d in i["discounts"])
+    assert all(isinstance(d["source"]["coupon"], str) for i in items for d in i["discounts"])
+    sub = next(s for s in deep["data"] if s.get("latest_invoice"))
+    assert sub["latest_invoice"]["object"] == "invoice"
+    assert stored[sub["id"]]["latest_invoice"] == sub["latest_invoice"]["id"]
+    assert all("tiers" not in i["price"] for s in deep["data"] for i in s["items"]["data"])
+    recorder.check()
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "message"),
+    [
+        (
+            "data.items.data.discounts.source.coupon",
+            "property_expansion_max_depth",
+            "You cannot expand more than 4 levels of a property. "
+            "Property: data.items.data.discounts.source.coupon",
+        ),
+        ("discounts", None, "This property cannot be expanded (discounts)."),
+        ("data.status", None, "This property cannot be expanded (data.status)."),
+    ],
+)
+async def test_expand_paths_stripe_refuses(
+    client: Any, path: str, code: str | None, message: str
+) -> None:
+    http, _ = client
+    status, body = await get(http, "/v1/subscriptions", expand=path)
+    assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["message"] == message and body["error"]["param"] == "expand"
+    assert body["error"].get("code") == code
+
+
+async def test_coupon_and_price_includable_fields(client: Any, world: World) -> None:
+    http, _ = client
+    restricted = next(c for c in world.stripe["coupons"] if c.get("applies_to"))
+    status, plain = await get(http, f"/v1/coupons/{restricted['id']}")
+    assert status == 200 and plain["id"] == restricted["id"] and "applies_to" not in plain
+    _, full = await get(http, f"/v1/coupons/{restricted['id']}", expand="applies_to")
+    assert full["applies_to"] == restricted["applies_to"]
+    status, missing = await get(http, "/v1/coupons/NO_SUCH")
+    assert status == 404 and missing["error"]["code"] == "resource_missing"
+    tiered = next(p for p in world.stripe["prices"] if p.get("tiers"))
+    _, price = await get(http, f"/v1/prices/{tiered['id']}")
+    assert "tiers" not in price
+    _, price = await get(http, f"/v1/prices/{tiered['id']}", expand="tiers")
+    assert price["tiers"] == tiered["tiers"]
+
+
+async def test_event_payloads_carry_ids(client: Any, world: World) -> None:
+    http, _ = client
+    sub = next(s for s in world.stripe["subscriptions"] if s["status"] == "active")
+    coupon = next(c for c in world.stripe["coupons"] if c["id"] == "LAUNCH20")
+    stripe_world.add_item_discount(world, sub, sub["items"]["data"][0], coupon, TS + 60)
+    status, _ = await get(http, "/v1/events", limit=1, expand="data.object")
+    assert status == 400  # an event's payload cannot be expanded
+    _, listed = await get(http, "/v1/events", limit=1)
+    event = listed["data"][0]
+    assert event["type"] == "customer.subscription.updated"
+    item = event["data"]["object"]["items"]["data"][0]
+    assert item["discounts"] and all(isinstance(d, str) for d in item["discounts"])
+    previous = event["data"]["previous_attributes"]["items"]["data"][0]
+    assert all(isinstance(d, str) for d in previous["discounts"])
 
 
 async def test_events_filters_cursor_and_retention(

@@ -1,6 +1,6 @@
 """Stripe source: MRR and billing metrics from a full sync, then the Events API.
 
-The first refresh lists subscriptions (status=all, discounts and coupons expanded),
+The first refresh lists subscriptions (status=all, discounts expanded at both levels),
 customers, open invoices and the last 24h of events; later refreshes only fetch the events
 newer than the last one seen (usually one request) and apply the changed objects. Everything
 is persisted, so a restart continues from the last event. A full resync runs every
@@ -13,11 +13,15 @@ from typing import Any
 
 from exporter.config import StripeConfig
 from exporter.movements import Movements, movements, paying
+from exporter.mrr import MrrSummary
 from exporter.sources.base import SourceContext, SourceResult, off_loop
 from exporter.sources.stripe.api import SOURCE, StripeApi
 from exporter.sources.stripe.report import build_report, mrr_summary
 from exporter.sources.stripe.sync import NS_META, StripeSync
+from tensafe_ops.log import get_logger
 from tensafe_ops.storage import StateStore
+
+log = get_logger("tensafe_ops.exporter.stripe")
 
 
 def next_day(
@@ -73,6 +77,7 @@ class StripeSource:
         self.api = StripeApi(cfg, context.stats)
         self.sync = StripeSync(cfg, self.api, context.state, context.stats)
         self.day = DayBaseline(context.state)
+        self.unresolved_logged: set[str] = set()
 
     async def refresh(self, now: datetime) -> SourceResult:
         state = await self.sync.refresh(now)
@@ -80,9 +85,24 @@ class StripeSource:
         # on a copy of the state's dicts: the next sync changes those dicts, not the objects.
         billing = state.copy()
         summary = await off_loop(mrr_summary, billing, now, self.cfg)
+        self._log_unresolved(summary)
         moves = await self.day.movements(dict(summary.by_customer), now)
         report = await off_loop(build_report, billing, summary, moves, now, self.cfg)
         return SourceResult(report.families, report.facts)
+
+    def _log_unresolved(self, summary: MrrSummary) -> None:
+        """Once per discount id: a discount that could not be read (its subscription counts
+        before it; tensafe_stripe_unresolved_discounts says how many there are)."""
+        for mrr in summary.subscriptions:
+            for discount in mrr.unresolved_discounts:
+                if discount not in self.unresolved_logged:
+                    self.unresolved_logged.add(discount)
+                    log.warning(
+                        "stripe_discount_unresolved",
+                        discount=discount,
+                        subscription=mrr.subscription,
+                        customer=mrr.customer,
+                    )
 
     async def aclose(self) -> None:
         await self.api.aclose()

@@ -11,6 +11,7 @@ instead of starting over. The SDK's own retries are off (it does not honour Retr
 
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import stripe
@@ -122,7 +123,9 @@ class StripeApi:
         self, resource: str, params: Mapping[str, Any], object_id: str | None = None
     ) -> Obj:
         """GET /v1/<resource>[/<id>] with retries: Retry-After on 429, backoff on 5xx."""
-        path = f"/v1/{resource}" if object_id is None else f"/v1/{resource}/{object_id}"
+        path = f"/v1/{resource}"
+        if object_id is not None:
+            path += "/" + quote(object_id, safe="")
 
         def on_retry(error: UpstreamError, delay: float) -> None:
             if error.kind == "rate_limited":

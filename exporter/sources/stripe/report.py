@@ -11,7 +11,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.config import StripeConfig
 from exporter.movements import Movements
-from exporter.mrr import MrrSummary, summarize
+from exporter.mrr import DiscountBook, MrrSummary, summarize
 from exporter.snapshot import CACHED_NOTE
 from exporter.sources.stripe.sync import BillingState
 
@@ -40,7 +40,8 @@ def cap_plans(by_plan: Mapping[str, float], limit: int) -> dict[str, float]:
 
 
 def mrr_summary(state: BillingState, now: datetime, cfg: StripeConfig) -> MrrSummary:
-    return summarize(state.subscriptions.values(), now, cfg.mrr, state.overdue_since())
+    book = DiscountBook(state.discounts, state.coupons)
+    return summarize(state.subscriptions.values(), now, cfg.mrr, state.overdue_since(), book)
 
 
 def build_report(
