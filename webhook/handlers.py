@@ -7,11 +7,11 @@ request itself is wrong and will stay wrong, and 503 means "try again" (store un
 """
 
 import asyncio
+import hashlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,6 +27,7 @@ from webhook.payload import PayloadError, parse_notification
 from webhook.routing import MatcherError, parse_matcher
 from webhook.serialize import alert_json, delivery_json, maintenance_json
 from webhook.store import ConflictError, NotFoundError, WebhookStore
+from webhook.timebounds import BoundedDatetime
 
 log = get_logger("tensafe_ops.webhook")
 T = TypeVar("T")
@@ -140,7 +141,8 @@ async def _receive(webhook: Webhook, auth: Auth, request: web.Request) -> web.Re
 
 
 def api(handler: Handler) -> Handler:
-    """Management endpoints: `api_auth` first, store trouble as 503."""
+    """Management endpoints: `api_auth` first; unknown ids as 404, state conflicts as 409,
+    store trouble as 503."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         webhook = request.app[WEBHOOK_KEY]
@@ -149,6 +151,10 @@ def api(handler: Handler) -> Handler:
             return _unauthorized(webhook)
         try:
             return await handler(request)
+        except NotFoundError as exc:
+            return error(404, str(exc))
+        except ConflictError as exc:
+            return error(409, str(exc))
         except _STORE_ERRORS as exc:
             return _unavailable(webhook, exc)
 
@@ -173,9 +179,9 @@ class AckBody(_Body):
 
 
 class MaintenanceBody(_Body):
-    start: datetime
-    end: datetime
-    matchers: list[str] = Field(min_length=1)
+    start: BoundedDatetime
+    end: BoundedDatetime
+    matchers: list[Annotated[str, Field(max_length=1000)]] = Field(min_length=1, max_length=50)
     reason: str = Field(min_length=1, max_length=500)
     by: str = Field(default="api", max_length=200)
 
@@ -189,11 +195,17 @@ def _parse_body(model: type[_Body], body: bytes) -> _Body | web.Response:
         return error(400, "invalid request body", field=where, detail=first["msg"])
 
 
+ID_MAX = 2**63 - 1
+"""Ids are 64-bit: a larger number names nothing (and SQLite cannot even bind it)."""
+
+
 def _int_param(request: web.Request, name: str) -> int | None:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
+    """A positive id from the path, or None (answered 404: no such thing)."""
+    text = request.match_info[name]
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
         return None
+    value = int(text)
+    return value if 1 <= value <= ID_MAX else None
 
 
 def _limit(request: web.Request) -> int | web.Response:
@@ -235,14 +247,9 @@ async def acknowledge(request: web.Request) -> web.Response:
         return body
     assert isinstance(body, AckBody)
     now = webhook.clock()
-    try:
-        ack = await webhook.shielded(
-            webhook.store.acknowledge(alert_id, body.by, body.note, "api", now)
-        )
-    except NotFoundError as exc:
-        return error(404, str(exc))
-    except ConflictError as exc:
-        return error(409, str(exc))
+    ack = await webhook.shielded(
+        webhook.store.acknowledge(alert_id, body.by, body.note, "api", now)
+    )
     webhook.stats.record_ack(ack.severity, ack.seconds_to_ack)
     if ack.breached_now:
         webhook.stats.breaches[ack.severity] += 1
@@ -256,8 +263,6 @@ async def add_maintenance(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     assert isinstance(body, MaintenanceBody)
-    if body.start.tzinfo is None or body.end.tzinfo is None:
-        return error(400, "start and end need a time zone (RFC 3339)", field="start")
     if body.end <= body.start:
         return error(400, "end must be after start", field="end")
     for index, text in enumerate(body.matchers):
@@ -269,6 +274,27 @@ async def add_maintenance(request: web.Request) -> web.Response:
         body.start, body.end, body.matchers, body.reason, body.by, webhook.clock()
     )
     return web.json_response(maintenance_json(row), status=201)
+
+
+async def end_maintenance(request: web.Request) -> web.Response:
+    """End a window now (409 if it has not started or has ended already)."""
+    webhook = request.app[WEBHOOK_KEY]
+    window_id = _int_param(request, "id")
+    if window_id is None:
+        return error(404, "no such maintenance window")
+    row = await webhook.shielded(webhook.store.end_maintenance(window_id, webhook.clock()))
+    log.info("maintenance_ended", window=window_id)
+    return web.json_response(maintenance_json(row))
+
+
+async def delete_maintenance(request: web.Request) -> web.Response:
+    webhook = request.app[WEBHOOK_KEY]
+    window_id = _int_param(request, "id")
+    if window_id is None:
+        return error(404, "no such maintenance window")
+    await webhook.shielded(webhook.store.delete_maintenance(window_id))
+    log.info("maintenance_deleted", window=window_id)
+    return web.Response(status=204)
 
 
 async def list_maintenance(request: web.Request) -> web.Response:
@@ -295,12 +321,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
     delivery_id = _int_param(request, "id")
     if delivery_id is None:
         return error(404, "no such delivery")
-    try:
-        row = await webhook.store.retry_delivery(delivery_id, webhook.clock())
-    except NotFoundError as exc:
-        return error(404, str(exc))
-    except ConflictError as exc:
-        return error(409, str(exc))
+    row = await webhook.store.retry_delivery(delivery_id, webhook.clock())
     return web.json_response(delivery_json(row))
 
 
@@ -350,7 +371,7 @@ class _PagerDutyEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: str | None = None
     event_type: str
-    occurred_at: datetime | None = None
+    occurred_at: BoundedDatetime | None = None
     agent: _Agent | None = None
     data: _IncidentData = Field(default_factory=_IncidentData)
 
@@ -358,6 +379,16 @@ class _PagerDutyEvent(BaseModel):
 class PagerDutyWebhook(BaseModel):
     model_config = ConfigDict(extra="allow")
     event: _PagerDutyEvent
+
+
+def delivery_hash(webhook_id: str | None, event_id: str | None) -> str | None:
+    """What deduplicates a PagerDuty delivery: its X-Webhook-Id (the same on every retry),
+    else the event's id, as a SHA-256 hex digest so that any length fits the column. None:
+    neither was sent (the occurrence check still stops a replay acking a later firing)."""
+    identity = webhook_id or (f"event:{event_id}" if event_id else None)
+    if identity is None:
+        return None
+    return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 ACK_EVENTS: tuple[Literal["incident.acknowledged", "incident.resolved"], ...] = (
@@ -390,10 +421,11 @@ async def pagerduty_webhook(request: web.Request) -> web.Response:
     now = webhook.clock()
     at = event.occurred_at or now
     agent = ((event.agent.summary if event.agent else None) or "pagerduty").replace("\x00", "")
-    webhook_id = request.headers.get("X-Webhook-Id")
+    agent = agent[:200]
+    delivery = delivery_hash(request.headers.get("X-Webhook-Id"), event.id)
     try:
         outcome, ack = await webhook.shielded(
-            webhook.store.pagerduty_event(webhook_id, event.event_type, key, agent, at, now)
+            webhook.store.pagerduty_event(delivery, event.event_type, key, agent, at, now)
         )
     except _STORE_ERRORS as exc:
         return _unavailable(webhook, exc)
@@ -412,6 +444,8 @@ def add_routes(app: web.Application, cfg: WebhookConfig) -> None:
     app.router.add_post("/api/v1/alerts/{id}/ack", api(acknowledge))
     app.router.add_get("/api/v1/maintenance", api(list_maintenance))
     app.router.add_post("/api/v1/maintenance", api(add_maintenance))
+    app.router.add_delete("/api/v1/maintenance/{id}", api(delete_maintenance))
+    app.router.add_post("/api/v1/maintenance/{id}/end", api(end_maintenance))
     app.router.add_get("/api/v1/deliveries", api(list_deliveries))
     app.router.add_post("/api/v1/deliveries/{id}/retry", api(retry_delivery))
     app.router.add_get("/api/v1/notifications/failed", api(list_failed_notifications))

@@ -122,6 +122,8 @@ class Plan:
     window: Window | None
     note_to: str | None
     """Slack destination that carries the maintenance note instead of the page."""
+    held_back: tuple[str, ...] = ()
+    """`pagerduty:<destination>` pages the window held back (recorded on the alert)."""
 
 
 def plan_alert(
@@ -129,10 +131,14 @@ def plan_alert(
 ) -> Plan:
     routed = policy.routed(labels)
     deadline = respond_by(received_at, routed.sla_seconds)
-    window = active_window(windows, labels, received_at) if windows else None
+    window = None
+    if windows:  # windows see what routes see: `severity` is the effective severity
+        window = active_window(windows, routing_labels(labels, routed.severity), received_at)
     targets, note_to = routed.targets, None
+    held_back: tuple[str, ...] = ()
     if window is not None:
         kept, note_to = apply_maintenance(targets, policy.maintenance_slack)
+        held_back = tuple(f"{t.type}:{t.destination}" for t in targets if t not in kept)
         targets = tuple(kept)
     return Plan(
         routed.severity,
@@ -142,6 +148,7 @@ def plan_alert(
         targets,
         window,
         note_to,
+        held_back,
     )
 
 

@@ -180,10 +180,12 @@ def slack_message(alert: AlertView, channel: str | None) -> dict[str, Any]:
     return message
 
 
-def pagerduty_dedup_key(fingerprint: str) -> str:
-    """One PagerDuty alert per Alertmanager alert: the fingerprint depends only on the labels,
-    so the key is the same across repeats, HA duplicates and the later resolve."""
-    return f"tensafe:{fingerprint}"
+def pagerduty_dedup_key(fingerprint: str, starts_at: datetime) -> str:
+    """One PagerDuty incident per alert occurrence (fingerprint + startsAt): the same across
+    repeats, HA duplicates and the later resolve, and a new one when the alert fires again.
+    An acknowledgement names the key, so it answers the firing it was made for, never a later
+    one. (Occurrences stored before this scheme keep their `tensafe:<fingerprint>`.)"""
+    return f"tensafe:{fingerprint}:{iso(starts_at)}"
 
 
 def pagerduty_severity(severity: str, urgency: Urgency) -> PagerDutySeverity:
@@ -206,7 +208,7 @@ def pagerduty_event(
     """An Events API v2 event. `resolve` carries only the dedup key (PagerDuty ignores the
     rest). The notifier sets `routing_key` from the destination's configuration at send
     time, so the receiver may store a placeholder here and keep the key out of the outbox."""
-    dedup_key = pagerduty_dedup_key(alert.fingerprint)
+    dedup_key = alert.incident_key or pagerduty_dedup_key(alert.fingerprint, alert.starts_at)
     if action == "resolve":
         return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key}
     labels = alert.labels

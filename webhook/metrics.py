@@ -154,7 +154,7 @@ class WebhookCollector:
         pd = _counter(
             "tensafe_webhook_pagerduty_webhooks",
             "Verified PagerDuty webhooks by outcome (acknowledged, already_answered, "
-            "unknown_incident, duplicate, ignored).",
+            "unknown_incident, predates_alert, duplicate, ignored).",
             ["outcome"],
         )
         for kind, n in sorted(stats.pagerduty_webhooks.items()):

@@ -35,6 +35,9 @@ class AlertView:
     respond_by: datetime
     maintenance_note: str | None = None
     """Set when a maintenance window downgraded a page to a note."""
+    incident_key: str | None = None
+    """The PagerDuty dedup key stored with the occurrence; None: derived from fingerprint and
+    startsAt (`webhook.messages.pagerduty_dedup_key`)."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from webhook.timebounds import BOUNDS, in_bounds
+
 Status = Literal["firing", "resolved"]
 KV = dict[str, str]
 Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
@@ -76,6 +78,12 @@ def parse_notification(body: bytes) -> Notification:
         if first["type"] == "json_invalid":
             where = "<body>"
         raise PayloadError(where, first["msg"]) from None
+    for index, alert in enumerate(notification.alerts):
+        # Stored times must read back (webhook.timebounds); endsAt may be Go's zero time.
+        if not in_bounds(alert.starts_at):
+            raise PayloadError(f"alerts.{index}.startsAt", f"must lie {BOUNDS}")
+        if alert.ends_at.year != _ZERO_TIME_YEAR and not in_bounds(alert.ends_at):
+            raise PayloadError(f"alerts.{index}.endsAt", f"must lie {BOUNDS}")
     if all(_is_utc(a.starts_at) and _is_utc(a.ends_at) for a in notification.alerts):
         return notification  # what Alertmanager sends: times in UTC ("Z")
     return notification.model_copy(

@@ -8,7 +8,8 @@ Rules:
 - Routes are tried in order. The first matching route wins unless it sets `continue`, in which
   case later routes are tried as well. Matchers see the labels with `severity` replaced by the
   effective severity, so an unknown severity routes like the default.
-- During a matching maintenance window, PagerDuty pages become a Slack note.
+- During a matching maintenance window (matched against the same labels as routes, with the
+  effective severity), PagerDuty pages become a Slack note.
 """
 
 import json

@@ -1,22 +1,23 @@
 """Store rows -> the JSON the management API answers with (times as RFC 3339 UTC)."""
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from webhook.sla import seconds_left
+from webhook.timebounds import from_stored
 
 
 def iso(value: float | None) -> str | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+    return from_stored(value).isoformat().replace("+00:00", "Z")
 
 
 def alert_json(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     """One alert with its SLA position: `seconds_left` while firing and unacknowledged within
     the SLA, `overdue_seconds` once past respond_by (both null when answered or closed)."""
-    respond_by = datetime.fromtimestamp(row["respond_by"], UTC)
+    respond_by = from_stored(row["respond_by"])
     waiting = row["state"] == "firing" and row["acked_at"] is None
     left = seconds_left(respond_by, now) if waiting else None
     annotations = json.loads(row["annotations"])
@@ -44,6 +45,8 @@ def alert_json(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "resolved_at": iso(row["resolved_at"]),
         "closed_at": iso(row["closed_at"]),
         "maintenance_id": row["maintenance_id"],
+        "held_back": json.loads(row["held_back"]) if row["held_back"] else [],
+        "pagerduty_incident_key": row["pd_dedup_key"],
     }
 
 
@@ -69,12 +72,21 @@ def delivery_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _stored_list(text: str) -> list[Any]:
+    """A JSON list column; a row no release would write is shown as its text, not a 500."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [text]
+    return value if isinstance(value, list) else [value]
+
+
 def maintenance_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "start": iso(row["starts_at"]),
         "end": iso(row["ends_at"]),
-        "matchers": json.loads(row["matchers"]),
+        "matchers": _stored_list(row["matchers"]),
         "reason": row["reason"],
         "by": row["created_by"],
         "created_at": iso(row["created_at"]),

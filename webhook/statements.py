@@ -3,13 +3,14 @@
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tensafe_ops.log import get_logger
 from webhook.intake import NewDelivery, micros
 from webhook.messages import pagerduty_dedup_key
 from webhook.outbox import AlertView
@@ -17,6 +18,9 @@ from webhook.payload import Alert, Notification
 from webhook.routing import Severity, Window, parse_matcher
 from webhook.sla import time_to_acknowledge
 from webhook.tables import alerts, deliveries, maintenance
+from webhook.timebounds import from_stored
+
+log = get_logger("tensafe_ops.webhook")
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def ts(moment: datetime) -> float:
 
 
 def dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    return None if value is None else from_stored(value)
 
 
 def insert(conn: AsyncConnection) -> Any:
@@ -57,22 +61,37 @@ def insert(conn: AsyncConnection) -> Any:
 async def active_windows(
     conn: AsyncConnection, earliest: datetime, latest: datetime
 ) -> list[Window]:
-    """Windows active at some moment between `earliest` and `latest`."""
+    """Windows active at some moment between `earliest` and `latest`. A window that cannot
+    be evaluated (a row no release validates any more) is left out and logged: routing fails
+    open, so the alerts it would have matched page rather than fail ingest."""
     rows = await conn.execute(
         sa.select(maintenance).where(
             maintenance.c.starts_at <= ts(latest), maintenance.c.ends_at > ts(earliest)
         )
     )
-    return [
-        Window(
-            id=r["id"],
-            starts_at=datetime.fromtimestamp(r["starts_at"], UTC),
-            ends_at=datetime.fromtimestamp(r["ends_at"], UTC),
-            matchers=tuple(parse_matcher(m) for m in json.loads(r["matchers"])),
-            reason=r["reason"],
-        )
-        for r in rows.mappings()
-    ]
+    windows: list[Window] = []
+    for r in rows.mappings():
+        try:
+            matchers = json.loads(r["matchers"])
+            if not isinstance(matchers, list):
+                raise TypeError("matchers is not a list")
+            windows.append(
+                Window(
+                    id=r["id"],
+                    starts_at=from_stored(r["starts_at"]),
+                    ends_at=from_stored(r["ends_at"]),
+                    matchers=tuple(parse_matcher(m) for m in matchers),
+                    reason=r["reason"],
+                )
+            )
+        except (ValueError, TypeError) as exc:  # MatcherError and JSONDecodeError included
+            log.error(
+                "maintenance_window_unreadable",
+                window=r["id"],
+                error=f"{type(exc).__name__}: {exc}"[:300],
+                note="ignored: the alerts it matches page",
+            )
+    return windows
 
 
 def occurrence_key(alert: Alert) -> tuple[str, int, str]:
@@ -153,7 +172,7 @@ async def acknowledge(
             raise ConflictError(f"alert {alert_id} was already acknowledged by {found['acked_by']}")
         raise ConflictError(f"alert {alert_id} is {found['state']}, not firing")
     breached_now = ts(at) > row["respond_by"] and await mark_breached(conn, alert_id)
-    received = datetime.fromtimestamp(row["first_received_at"], UTC)
+    received = from_stored(row["first_received_at"])
     return AckResult(row["severity"], time_to_acknowledge(received, at), breached_now)
 
 
@@ -196,6 +215,7 @@ async def enqueue(
 def alert_row(
     notification: Notification, alert: Alert, severity: str, respond_by: datetime, now: datetime
 ) -> dict[str, Any]:
+    """The columns of a new alert record (state, routes and maintenance come on top)."""
     return {
         "fingerprint": alert.fingerprint,
         "starts_at_us": micros(alert.starts_at),
@@ -211,7 +231,7 @@ def alert_row(
         "first_received_at": ts(now),
         "last_seen_at": ts(now),
         "respond_by": ts(respond_by),
-        "pd_dedup_key": pagerduty_dedup_key(alert.fingerprint),
+        "pd_dedup_key": pagerduty_dedup_key(alert.fingerprint, alert.starts_at),
     }
 
 
@@ -251,10 +271,11 @@ def alert_view(alert_id: int, row: dict[str, Any], maintenance_note: str | None)
         severity=row["severity"],
         labels=json.loads(row["labels"]),
         annotations=json.loads(row["annotations"]),
-        starts_at=datetime.fromtimestamp(row["starts_at"], UTC),
+        starts_at=from_stored(row["starts_at"]),
         ends_at=dt(row["ends_at"]),
         generator_url=row["generator_url"],
         external_url=row["external_url"],
-        respond_by=datetime.fromtimestamp(row["respond_by"], UTC),
+        respond_by=from_stored(row["respond_by"]),
         maintenance_note=maintenance_note,
+        incident_key=row["pd_dedup_key"],
     )

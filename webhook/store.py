@@ -21,9 +21,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tensafe_ops.log import get_logger
 from webhook.digest_store import add_digest_items, digest_destinations
 from webhook.intake import (
     NewDelivery,
+    Plan,
     Policy,
     firing_deliveries,
     micros,
@@ -55,6 +57,8 @@ from webhook.statements import (
 from webhook.tables import alerts, deliveries, maintenance, pagerduty_webhooks, seen
 
 __all__ = ["AckResult", "ConflictError", "NotFoundError", "WebhookStore"]
+
+log = get_logger("tensafe_ops.webhook")
 
 SEEN_RETENTION = 7 * 86400.0
 """Seconds a (fingerprint, startsAt, status) key is kept for duplicate detection."""
@@ -159,6 +163,7 @@ class WebhookStore(SqlOutbox):
                 "state": "firing",
                 "routes": plan.routes_json,
                 "maintenance_id": plan.window.id if plan.window else None,
+                "held_back": json.dumps(plan.held_back) if plan.held_back else None,
             }
             for r, plan in zip(new_firing, plans, strict=True)
         ]
@@ -179,6 +184,8 @@ class WebhookStore(SqlOutbox):
             note = None
             if plan.window is not None:
                 note = f"{plan.window.reason} (until {plan.window.ends_at:%Y-%m-%d %H:%M} UTC)"
+            if plan.held_back:
+                _log_held_back(alert_id, row["alertname"], plan)
             view = received_view(
                 alert_id, item.notification, item.alert, plan.severity, plan.respond_by, note
             )
@@ -246,34 +253,46 @@ class WebhookStore(SqlOutbox):
 
     async def pagerduty_event(
         self,
-        webhook_id: str | None,
+        delivery_hash: str | None,
         event_type: str,
         incident_key: str,
         agent: str,
-        at: datetime,
+        occurred_at: datetime,
         now: datetime,
     ) -> tuple[str, AckResult | None]:
         """Apply a PagerDuty webhook (already verified). Returns (outcome, ack if one was made):
-        outcome is `duplicate`, `unknown_incident`, `already_answered` or `acknowledged`."""
+        outcome is `duplicate`, `unknown_incident`, `predates_alert`, `already_answered` or
+        `acknowledged`.
+
+        The ack goes to the occurrence whose incident key it names that had started when it
+        happened: each occurrence has a key of its own, and for keys shared by occurrences
+        stored before that (`tensafe:<fingerprint>`) the newest one started by then. An event
+        older than every occurrence with its key answers none of them (a replay, or an ack of
+        an occurrence since pruned). It counts as made when it happened, or now if PagerDuty's
+        clock is ahead of ours."""
+        at = min(occurred_at, now)
         async with self.writing() as conn:
-            if webhook_id is not None:
+            if delivery_hash is not None:
                 stmt = (
                     insert(conn)(pagerduty_webhooks)
-                    .values(webhook_id=webhook_id, event_type=event_type, received_at=ts(now))
+                    .values(webhook_id=delivery_hash, event_type=event_type, received_at=ts(now))
                     .on_conflict_do_nothing()
                     .returning(pagerduty_webhooks.c.webhook_id)
                 )
                 if (await conn.execute(stmt)).scalar_one_or_none() is None:
                     return "duplicate", None
+            named = alerts.c.pd_dedup_key == incident_key
             found = await conn.execute(
                 sa.select(alerts.c.id, alerts.c.acked_at, alerts.c.state)
-                .where(alerts.c.pd_dedup_key == incident_key)
-                .order_by((alerts.c.state == "firing").desc(), alerts.c.id.desc())
+                .where(named, alerts.c.starts_at <= ts(occurred_at))
+                .order_by(alerts.c.starts_at.desc(), alerts.c.id.desc())
                 .limit(1)
             )
             row = found.mappings().one_or_none()
             if row is None:
-                return "unknown_incident", None
+                later = await conn.execute(sa.select(alerts.c.id).where(named).limit(1))
+                known = later.scalar_one_or_none() is not None
+                return ("predates_alert" if known else "unknown_incident"), None
             if row["acked_at"] is not None or row["state"] != "firing":
                 return "already_answered", None
             ack = await acknowledge(conn, row["id"], agent, event_type, "pagerduty", at)
@@ -303,6 +322,46 @@ class WebhookStore(SqlOutbox):
                 sa.insert(maintenance).values(row).returning(*maintenance.c)
             )
             return dict(inserted.mappings().one())
+
+    async def end_maintenance(self, window_id: int, now: datetime) -> dict[str, Any]:
+        """End a window that is in force now: pages flow again for what it matched."""
+        async with self.writing() as conn:
+            ended = await conn.execute(
+                sa.update(maintenance)
+                .where(
+                    maintenance.c.id == window_id,
+                    maintenance.c.starts_at <= ts(now),
+                    maintenance.c.ends_at > ts(now),
+                )
+                .values(ends_at=ts(now))
+                .returning(*maintenance.c)
+            )
+            row = ended.mappings().one_or_none()
+            if row is not None:
+                return dict(row)
+            found = await conn.execute(
+                sa.select(maintenance.c.starts_at).where(maintenance.c.id == window_id)
+            )
+            starts_at = found.scalar_one_or_none()
+        if starts_at is None:
+            raise NotFoundError(f"no maintenance window {window_id}")
+        if starts_at > ts(now):
+            raise ConflictError(
+                f"maintenance window {window_id} has not started; "
+                f"DELETE /api/v1/maintenance/{window_id} to cancel it"
+            )
+        raise ConflictError(f"maintenance window {window_id} has already ended")
+
+    async def delete_maintenance(self, window_id: int) -> None:
+        """Forget a window (alerts it held back keep its id in `maintenance_id`)."""
+        async with self.writing() as conn:
+            deleted = await conn.execute(
+                sa.delete(maintenance)
+                .where(maintenance.c.id == window_id)
+                .returning(maintenance.c.id)
+            )
+            if deleted.scalar_one_or_none() is None:
+                raise NotFoundError(f"no maintenance window {window_id}")
 
     async def list_maintenance(self, now: datetime, include_past: bool) -> list[dict[str, Any]]:
         query = sa.select(maintenance).order_by(maintenance.c.starts_at)
@@ -411,3 +470,18 @@ class WebhookStore(SqlOutbox):
                 sa.delete(seen).where(seen.c.first_seen_at < ts(now) - SEEN_RETENTION)
             )
         return result
+
+
+def _log_held_back(alert_id: int, alertname: str, plan: Plan) -> None:
+    """Every page a window holds back is logged (and recorded on the alert): at warning level
+    when no Slack note carries it either, since then nothing else shows it happened."""
+    assert plan.window is not None
+    (log.info if plan.note_to else log.warning)(
+        "page_held_back",
+        alert_id=alert_id,
+        alertname=alertname,
+        window=plan.window.id,
+        reason=plan.window.reason,
+        targets=list(plan.held_back),
+        note_to=plan.note_to,
+    )

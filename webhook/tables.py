@@ -1,5 +1,5 @@
 """The webhook's tables (SQLAlchemy Core). Timestamps are UTC epoch seconds (float), which
-SQLite and PostgreSQL store and compare alike; migrations 0002 and 0003 create exactly these."""
+SQLite and PostgreSQL store and compare alike; migrations 0002 to 0005 create exactly these."""
 
 import sqlalchemy as sa
 
@@ -35,6 +35,7 @@ alerts = sa.Table(
     sa.Column("ack_source", sa.String(16)),
     sa.Column("breached", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("maintenance_id", sa.BigInteger),
+    sa.Column("held_back", sa.Text),  # JSON: pages a maintenance window held back (0005)
     sa.Column("pd_dedup_key", sa.String(255), nullable=False),
     sa.UniqueConstraint("fingerprint", "starts_at_us", name="uq_webhook_alerts_occurrence"),
     sa.Index("ix_webhook_alerts_state", "state", "severity"),
@@ -88,7 +89,7 @@ maintenance = sa.Table(
 pagerduty_webhooks = sa.Table(
     "webhook_pagerduty_events",
     metadata,
-    sa.Column("webhook_id", sa.String(255), primary_key=True),
+    sa.Column("webhook_id", sa.String(255), primary_key=True),  # SHA-256 hex of X-Webhook-Id
     sa.Column("event_type", sa.String(64), nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
 )

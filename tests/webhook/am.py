@@ -1,6 +1,9 @@
 """Real-shaped Alertmanager notifications and a webhook-enabled app for the receiver tests."""
 
+import hashlib
+import hmac
 import json
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,6 +11,8 @@ from typing import Any
 
 import yaml
 from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from tensafe_ops.app import make_app
 from tensafe_ops.clock import Clock
@@ -182,3 +187,64 @@ def ingested(apps: Iterable[web.Application], journal_id: int) -> dict[str, int]
                 "deliveries": result.deliveries,
             }
     raise AssertionError(f"journal entry {journal_id} was not ingested")
+
+
+def signed(body: bytes, secret: str = PD_SECRET) -> str:
+    return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def pd_event(
+    event_type: str, incident_key: str, occurred_at: str, event_id: str | None = None
+) -> bytes:
+    """A PagerDuty webhooks v3 incident event, as PagerDuty sends it (a fresh event id)."""
+    return json.dumps(
+        {
+            "event": {
+                "id": event_id or uuid.uuid4().hex[:26].upper(),
+                "event_type": event_type,
+                "resource_type": "incident",
+                "occurred_at": occurred_at,
+                "agent": {"id": "PLH1HKV", "summary": "Tenley Safe", "type": "user_reference"},
+                "client": None,
+                "data": {
+                    "id": "PGR0VU2",
+                    "type": "incident",
+                    "number": 2,
+                    "status": "acknowledged",
+                    "incident_key": incident_key,
+                    "urgency": "high",
+                    "title": "TenSafe API down",
+                },
+            }
+        }
+    ).encode()
+
+
+async def start(
+    aiohttp_client: Any, tmp_path: Path, db_url: str, clock: Clock, **cfg: Any
+) -> TestClient:  # type: ignore[type-arg]
+    client: TestClient = await aiohttp_client(webhook_app(tmp_path, db_url, clock, **cfg))  # type: ignore[type-arg]
+    return client
+
+
+async def receive(client: TestClient, body: dict[str, Any]) -> None:  # type: ignore[type-arg]
+    response = await client.post("/api/v1/alerts", json=body, headers=AUTH)
+    assert response.status == 200, await response.text()
+    await ingest(client.app)
+
+
+async def only_alert(client: TestClient) -> dict[str, Any]:  # type: ignore[type-arg]
+    response = await client.get("/api/v1/alerts", headers=API)
+    found = (await response.json())["alerts"]
+    assert len(found) == 1
+    alert: dict[str, Any] = found[0]
+    return alert
+
+
+async def metric(client: TestClient, name: str, **labels: str) -> float | None:  # type: ignore[type-arg]
+    text = await (await client.get("/metrics")).text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None

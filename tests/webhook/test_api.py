@@ -1,86 +1,23 @@
 """The management API: acknowledgements (API and PagerDuty webhooks v3), SLA position,
 maintenance windows, dead letters, and the metrics they feed."""
 
-import hashlib
-import hmac
 import json
-from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
-
-from tests.conftest import FakeClock
 from tests.webhook.am import (
     API,
-    AUTH,
-    PD_SECRET,
     am_alert,
-    ingest,
     load,
+    metric,
     notification,
-    webhook_app,
+    only_alert,
+    pd_event,
+    receive,
+    signed,
+    start,
 )
 from webhook import DISPATCHER_KEY, sweep_once
 from webhook.handlers import WEBHOOK_KEY
-
-
-async def start(
-    aiohttp_client: Any, tmp_path: Path, db_url: str, clock: FakeClock, **cfg: Any
-) -> TestClient:  # type: ignore[type-arg]
-    client: TestClient = await aiohttp_client(webhook_app(tmp_path, db_url, clock, **cfg))  # type: ignore[type-arg]
-    return client
-
-
-async def receive(client: TestClient, body: dict[str, Any]) -> None:  # type: ignore[type-arg]
-    response = await client.post("/api/v1/alerts", json=body, headers=AUTH)
-    assert response.status == 200, await response.text()
-    await ingest(client.app)
-
-
-async def only_alert(client: TestClient) -> dict[str, Any]:  # type: ignore[type-arg]
-    response = await client.get("/api/v1/alerts", headers=API)
-    found = (await response.json())["alerts"]
-    assert len(found) == 1
-    alert: dict[str, Any] = found[0]
-    return alert
-
-
-async def metric(client: TestClient, name: str, **labels: str) -> float | None:  # type: ignore[type-arg]
-    text = await (await client.get("/metrics")).text()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return float(sample.value)
-    return None
-
-
-def signed(body: bytes, secret: str = PD_SECRET) -> str:
-    return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def pd_event(event_type: str, incident_key: str, occurred_at: str) -> bytes:
-    return json.dumps(
-        {
-            "event": {
-                "id": "01DEN7WQS0B0Z0UZQW7JBYGL5V",
-                "event_type": event_type,
-                "resource_type": "incident",
-                "occurred_at": occurred_at,
-                "agent": {"id": "PLH1HKV", "summary": "Tenley Safe", "type": "user_reference"},
-                "client": None,
-                "data": {
-                    "id": "PGR0VU2",
-                    "type": "incident",
-                    "number": 2,
-                    "status": "acknowledged",
-                    "incident_key": incident_key,
-                    "urgency": "high",
-                    "title": "TenSafe API down",
-                },
-            }
-        }
-    ).encode()
 
 
 async def test_ack_via_api_records_who_and_time_to_ack(
@@ -153,7 +90,9 @@ async def test_pagerduty_webhook_acknowledges_by_incident_key(
     client = await start(aiohttp_client, tmp_path, state_db_url, clock)
     payload = load("tensafe_api_down.json")
     await receive(client, payload)
-    key = "tensafe:" + payload["alerts"][0]["fingerprint"]
+    first = payload["alerts"][0]
+    key = f"tensafe:{first['fingerprint']}:{first['startsAt']}"  # the occurrence's own key
+    clock.advance(minutes=3)
     body = pd_event("incident.acknowledged", key, "2026-11-27T12:02:30Z")
     url = "/api/v1/pagerduty/webhook"
 

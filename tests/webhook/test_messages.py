@@ -139,7 +139,7 @@ def test_pagerduty_trigger_is_valid_and_complete() -> None:
 
     jsonschema.validate(event, request_schema("pagerduty-events", "/enqueue"))
     assert event["event_action"] == "trigger"
-    assert event["dedup_key"] == "tensafe:cba3ddb8f8c01bd6"
+    assert event["dedup_key"] == "tensafe:cba3ddb8f8c01bd6:2026-11-27T11:58:04Z"
     payload = event["payload"]
     assert (
         payload["summary"]
@@ -160,7 +160,8 @@ def test_pagerduty_trigger_is_valid_and_complete() -> None:
 
 def test_pagerduty_resolve_uses_the_same_dedup_key() -> None:
     trigger = pagerduty_event(HIGH_ERROR_RATE, "k", "trigger", "high")
-    # A re-fire of the same series (new startsAt) and its resolve keep the key.
+    # A re-fire of the same series (new startsAt) is a new occurrence: a new incident, whose
+    # acknowledgement cannot be mistaken for the first one's.
     refire = pagerduty_event(alert(starts_at=STARTED + timedelta(hours=2)), "k", "trigger", "high")
     resolve = pagerduty_event(alert(status="resolved"), "k", "resolve", "high")
 
@@ -170,7 +171,12 @@ def test_pagerduty_resolve_uses_the_same_dedup_key() -> None:
         "event_action": "resolve",
         "dedup_key": trigger["dedup_key"],
     }
-    assert refire["dedup_key"] == trigger["dedup_key"] == pagerduty_dedup_key("cba3ddb8f8c01bd6")
+    assert trigger["dedup_key"] == pagerduty_dedup_key("cba3ddb8f8c01bd6", STARTED)
+    assert refire["dedup_key"] == pagerduty_dedup_key(
+        "cba3ddb8f8c01bd6", STARTED + timedelta(hours=2)
+    )
+    stored = alert(status="resolved", incident_key="tensafe:cba3ddb8f8c01bd6")  # stored earlier
+    assert pagerduty_event(stored, "k", "resolve", "high")["dedup_key"] == stored.incident_key
 
 
 @pytest.mark.parametrize(

@@ -188,7 +188,7 @@ async def test_pagerduty_trigger_then_resolve_with_the_configured_routing_key(
     first = await notifier.send(delivery("pagerduty", trigger))
     again = await notifier.send(delivery("pagerduty", trigger))  # e.g. answer lost, resent
     state = pagerduty_server.app[pagerduty_events_api.EVENTS_STATE_KEY]
-    paged = state.alert("tensafe:cba3ddb8f8c01bd6")
+    paged = state.alert("tensafe:cba3ddb8f8c01bd6:2026-11-27T11:58:04Z")
     assert paged is not None
     assert (paged.status, paged.openings, paged.severity) == ("triggered", 1, "critical")
 
@@ -197,7 +197,7 @@ async def test_pagerduty_trigger_then_resolve_with_the_configured_routing_key(
     assert (first.ok, first.status, first.response) == (
         True,
         202,
-        {"dedup_key": "tensafe:cba3ddb8f8c01bd6"},
+        {"dedup_key": "tensafe:cba3ddb8f8c01bd6:2026-11-27T11:58:04Z"},
     )
     assert again.ok and resolved.ok
     assert paged.status == "resolved"

@@ -110,7 +110,10 @@ async def test_firing_is_stored_with_its_pages(
     ]
     page = next(d for d in sent if d["target"] == "pagerduty")["payload"]
     assert page["event_action"] == "trigger"
-    assert page["dedup_key"] in {"tensafe:fba373d579d3b6aa", "tensafe:74700be6de0537b8"}
+    assert page["dedup_key"] in {
+        "tensafe:fba373d579d3b6aa:2026-08-20T10:15:30.123000Z",
+        "tensafe:74700be6de0537b8:2026-08-20T10:16:00.500000Z",
+    }
     assert page["payload"]["severity"] == "critical"
     assert "routing_key" not in page  # never stored with the key, never shown
     assert all(d["state"] == "pending" for d in sent)
@@ -153,7 +156,10 @@ async def test_resolve_sends_pagerduty_resolve_and_slack_follow_up(
     resolves = [d for d in await deliveries(client) if d["kind"] == "resolve"]
     assert sorted(d["target"] for d in resolves) == ["pagerduty", "pagerduty", "slack", "slack"]
     pd = [d["payload"] for d in resolves if d["target"] == "pagerduty"]
-    assert {p["dedup_key"] for p in pd} == {"tensafe:fba373d579d3b6aa", "tensafe:74700be6de0537b8"}
+    assert {p["dedup_key"] for p in pd} == {  # the keys their pages were triggered with
+        "tensafe:fba373d579d3b6aa:2026-08-20T10:15:30.123000Z",
+        "tensafe:74700be6de0537b8:2026-08-20T10:16:00.500000Z",
+    }
     assert all(p["event_action"] == "resolve" for p in pd)
 
 
@@ -383,7 +389,7 @@ async def test_pages_reach_the_fakes_once_and_resolve(
     inbox = slack_fake.app[slack_api.SLACK_INBOX_KEY]
     events = pd_fake.app[pagerduty_events_api.EVENTS_STATE_KEY]
     payload = load("tensafe_api_down.json")
-    fp = payload["alerts"][0]["fingerprint"]
+    key = f"tensafe:{payload['alerts'][0]['fingerprint']}:{payload['alerts'][0]['startsAt']}"
     for _ in range(3):  # an HA pair plus a retry: still one page, one message
         assert (await post(client, payload))[0] == 200
 
@@ -391,7 +397,7 @@ async def test_pages_reach_the_fakes_once_and_resolve(
         return len(inbox.messages) == 1 and len(events.events) == 1
 
     await wait_for(first_sent, clock)
-    page = events.alert(f"tensafe:{fp}")
+    page = events.alert(key)
     assert page is not None and page.status == "triggered" and page.severity == "critical"
     message = json.dumps(inbox.messages[0].payload)
     assert "TenSafe API down on api-eu-1:8443" in message and "Fail traffic over" in message
@@ -406,7 +412,7 @@ async def test_pages_reach_the_fakes_once_and_resolve(
         return len(events.events) == 2 and len(inbox.messages) == 2 and states == ["sent"] * 4
 
     await wait_for(all_sent, clock)
-    assert events.alert(f"tensafe:{fp}").status == "resolved"  # type: ignore[union-attr]
+    assert events.alert(key).status == "resolved"  # type: ignore[union-attr]
     assert "RESOLVED" in inbox.messages[1].payload["text"]
     assert events.rejected == 0
     assert [code for _, _, code in inbox.rejected] in ([], ["rate_limited"])  # 1 msg/s
@@ -526,8 +532,9 @@ async def test_sigkill_mid_storm_loses_no_accepted_alert_and_pages_once(
         process.terminate()
         await process.wait()
     assert len(sent) == 100  # one page per alert, all sent
+    starts = {a["fingerprint"]: a["startsAt"] for body in storm for a in body["alerts"]}
     for fingerprint in every:
-        page = events.alert(f"tensafe:{fingerprint}")
+        page = events.alert(f"tensafe:{fingerprint}:{starts[fingerprint]}")
         assert page is not None and page.openings == 1  # sent once (a re-send is deduplicated)
 
 

@@ -93,7 +93,7 @@ async def test_stale_alerts_are_closed_and_their_pages_resolved(
     assert states == {quiet["fingerprint"]: "stale", chatty["fingerprint"]: "firing"}
     resolves = [d for d in await store.list_deliveries(None, 50) if d["kind"] == "resolve"]
     assert [(d["target"], json.loads(d["payload"])["dedup_key"]) for d in resolves] == [
-        ("pagerduty", f"tensafe:{quiet['fingerprint']}")
+        ("pagerduty", f"tensafe:{quiet['fingerprint']}:{quiet['startsAt']}")
     ]
     assert (await store.sweep(clock(), staleness)).stale == []
     # The real resolve arriving late closes it for good and tells Slack; no second PD resolve.
