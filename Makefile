@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean system-deps lock
+.PHONY: demo test lint bench clean system-deps lock chart-files
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ lock: $(STAMP)
 	$(LOCK) pyproject.toml -o requirements.txt
 	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
 		| $(LOCK) - -o requirements-build.txt
+
+# The Helm chart ships copies of the alert rules and dashboards (Helm reads files only inside the
+# chart); tests/deploy/test_chart.py fails while they differ from deploy/rules and deploy/grafana.
+CHART := deploy/helm/tensafe-ops
+chart-files:
+	rm -rf $(CHART)/files/rules $(CHART)/files/dashboards
+	mkdir -p $(CHART)/files/rules $(CHART)/files/dashboards
+	if ls deploy/rules/*.yaml >/dev/null 2>&1; then cp deploy/rules/*.yaml $(CHART)/files/rules/; fi
+	if ls deploy/grafana/*.json >/dev/null 2>&1; then cp deploy/grafana/*.json $(CHART)/files/dashboards/; fi
+	touch $(CHART)/files/rules/.keep $(CHART)/files/dashboards/.keep
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix tensafe_ops exporter webhook tests bench
