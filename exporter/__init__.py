@@ -8,7 +8,13 @@ from aiohttp import web
 
 from exporter.config import ExporterConfig
 from exporter.runner import Runner
-from exporter.sources import health, pagerduty, stripe, usage, zendesk
+
+# Aliased: a bare `health` here would shadow the scoring module `exporter.health`.
+from exporter.sources import health as health_source
+from exporter.sources import pagerduty as pagerduty_source
+from exporter.sources import stripe as stripe_source
+from exporter.sources import usage as usage_source
+from exporter.sources import zendesk as zendesk_source
 from exporter.sources.base import ScheduledSource, SourceContext
 from exporter.stats import SelfCollector, UpstreamStats
 from tensafe_ops.keys import CLOCK_KEY, DEMO_KEY, SELF_REGISTRY_KEY, STATE_STORE_KEY
@@ -35,15 +41,16 @@ def build_sources(cfg: ExporterConfig, context: SourceContext) -> list[Scheduled
     """The enabled sources, each with its own schedule (health last: it joins the others)."""
     sources: list[ScheduledSource] = []
     if cfg.zendesk.enabled:
-        sources.append(ScheduledSource(zendesk.create(cfg.zendesk, context), cfg.zendesk))
+        sources.append(ScheduledSource(zendesk_source.create(cfg.zendesk, context), cfg.zendesk))
     if cfg.pagerduty.enabled:
-        sources.append(ScheduledSource(pagerduty.create(cfg.pagerduty, context), cfg.pagerduty))
+        source = pagerduty_source.create(cfg.pagerduty, context)
+        sources.append(ScheduledSource(source, cfg.pagerduty))
     if cfg.stripe.enabled:
-        sources.append(ScheduledSource(stripe.create(cfg.stripe, context), cfg.stripe))
+        sources.append(ScheduledSource(stripe_source.create(cfg.stripe, context), cfg.stripe))
     if cfg.usage.enabled:
-        sources.append(ScheduledSource(usage.create(cfg.usage, context), cfg.usage))
+        sources.append(ScheduledSource(usage_source.create(cfg.usage, context), cfg.usage))
     if cfg.health.enabled:
-        sources.append(ScheduledSource(health.create(cfg.health, context), cfg.health))
+        sources.append(ScheduledSource(health_source.create(cfg.health, context), cfg.health))
     return sources
 
 

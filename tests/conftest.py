@@ -17,7 +17,8 @@ import pytest
 
 PG_DSN = os.environ.get("TENSAFE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+"""Params of a fixture that runs its tests once per state database (see `database_url`)."""
 
 
 def missing_dependency(reason: str) -> None:
@@ -49,11 +50,11 @@ async def assert_promtool_accepts_metrics(exposition: bytes) -> None:
     assert process.returncode == 0, (err + out).decode()
 
 
-@pytest.fixture
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        missing_dependency(f"{SHARED} (the shared contracts) is not present")
-    return SHARED
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs PostgreSQL carries the `postgres` marker (`-m "not postgres"`)."""
+    for item in items:
+        if "pg_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture
@@ -73,13 +74,19 @@ async def pg_url() -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Run the test once on SQLite and once on PostgreSQL."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, name: str) -> str:
+    """The database of a fixture parametrised with `DATABASES`: a SQLite file `name` in
+    tmp_path, or a fresh PostgreSQL database (that param is marked `postgres`)."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+        return f"sqlite+aiosqlite:///{tmp_path / name}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture(params=DATABASES)
+def state_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run the test once on SQLite and once on PostgreSQL."""
+    return database_url(request, tmp_path, "state.db")
 
 
 class FakeClock:

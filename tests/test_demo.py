@@ -1,7 +1,6 @@
 """End to end: the service on the simulated world, as `tensafe-ops serve --demo` runs it."""
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from tensafe_ops.sandbox import world as sandbox_world
 from tensafe_ops.sandbox.server import RunningWorld, start_world
 from tensafe_ops.settings import parse_settings
 from tests.conftest import assert_promtool_accepts_metrics
+from tests.contracts import alertmanager_examples
 
 SOURCES = ("zendesk", "pagerduty", "stripe", "usage", "health")
 
@@ -44,7 +44,7 @@ async def scrape_until_up(client: TestClient, limit: float = 60.0) -> str:  # ty
 
 
 async def test_demo_serves_every_source_up_and_promtool_clean(
-    aiohttp_client, demo_world: RunningWorld, tmp_path: Path, shared_dir: Path
+    aiohttp_client, demo_world: RunningWorld, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     fast = {"interval": 2.0}
     settings = parse_settings(
@@ -72,8 +72,8 @@ async def test_demo_serves_every_source_up_and_promtool_clean(
     await assert_promtool_accepts_metrics(text.encode())
 
     # The webhook half is on in the demo (auth off, as it says) and sends to the fakes.
-    firing = json.loads((shared_dir / "contracts" / "alertmanager-webhook.json").read_text())
-    response = await client.post("/api/v1/alerts", json=firing["examples"]["firing"])
+    firing = alertmanager_examples()["firing"]
+    response = await client.post("/api/v1/alerts", json=firing)
     assert response.status == 200, await response.text()
     for _ in range(100):
         if demo_world.slack.messages:

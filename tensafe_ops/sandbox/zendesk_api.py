@@ -1,5 +1,5 @@
 """Fake Zendesk Support API over the simulated world (paths, auth, pagination and errors
-as the real API; validated against ../shared/contracts/zendesk.json by the tests).
+as the real API; validated against tests/contracts/zendesk.json by the tests).
 
 - `GET /api/v2/incremental/tickets/cursor(.json)`: cursor-based incremental export ordered
   by (generated_timestamp, id); `start_time` or an opaque `cursor`, `per_page` <= 1000,

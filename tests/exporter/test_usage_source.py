@@ -22,7 +22,7 @@ from tensafe_ops.http import UpstreamError
 from tensafe_ops.sandbox.usage_world import write_database
 from tensafe_ops.sandbox.world import World
 from tensafe_ops.storage import StateStore, create_engine, migrate
-from tests.conftest import FakeClock
+from tests.conftest import DATABASES, FakeClock, database_url
 from tests.exporter.offloop import OffLoopSpy
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -81,12 +81,9 @@ def small_world() -> World:
     return world
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'usage.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
+    return database_url(request, tmp_path, "usage.db")
 
 
 @pytest.fixture

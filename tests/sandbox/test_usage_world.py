@@ -15,16 +15,14 @@ from exporter.config import HealthConfig
 from exporter.health import score_accounts
 from tensafe_ops.sandbox import world as sandbox_world
 from tensafe_ops.sandbox.usage_world import TABLES, sync_database, write_database
+from tests.conftest import DATABASES, database_url
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'usage.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
+    return database_url(request, tmp_path, "usage.db")
 
 
 async def table_counts(url: str) -> dict[str, int]:

@@ -15,11 +15,10 @@ from tensafe_ops.sandbox import pagerduty_events_api, slack_api, zendesk_api
 from tensafe_ops.sandbox.faults import Faults
 from tensafe_ops.sandbox.world import World, WorldSize, generate
 from tests.conftest import FakeClock
+from tests.contracts import alertmanager_examples
 from tests.webhook.am import API, AUTH, ingest, load, webhook_app
 
-CONTRACT = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared/contracts/alertmanager-webhook.json").read_text()
-)["examples"]
+CONTRACT = alertmanager_examples()
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000001"
 INCIDENTS, ALERTS = "T1/B1/incidents-secret", "T1/B2/alerts-secret"
 ZENDESK = {"email": "ops@tensafe.example", "token": "zendesk-token"}

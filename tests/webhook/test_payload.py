@@ -1,25 +1,18 @@
 """The Alertmanager v4 payload model: contract examples, old and new senders, bad fields."""
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 
+from tests.contracts import contract_document
 from tests.webhook.am import DATA
 from webhook.payload import PayloadError, parse_notification
 
 
-def contract(shared_dir: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads(
-        (shared_dir / "contracts/alertmanager-webhook.json").read_text()
-    )
-    return data
-
-
-def test_contract_examples_and_our_payloads_parse(shared_dir: Path) -> None:
-    spec = contract(shared_dir)
-    examples = dict(spec["examples"])  # type: ignore[call-overload]
+def test_contract_examples_and_our_payloads_parse() -> None:
+    spec = contract_document("alertmanager-webhook")
+    examples = dict(spec["examples"])
     ours = {p.name: json.loads(p.read_text()) for p in DATA.glob("*.json")}
     assert len(ours) >= 4
     for name, body in {**examples, **ours}.items():
@@ -33,8 +26,8 @@ def test_contract_examples_and_our_payloads_parse(shared_dir: Path) -> None:
     assert gone.end is not None and gone.end.isoformat() == "2026-08-21T08:10:11.482913+00:00"
 
 
-def test_lenient_with_new_fields_strict_with_required(shared_dir: Path) -> None:
-    body = dict(contract(shared_dir)["examples"]["firing"])  # type: ignore[index]
+def test_lenient_with_new_fields_strict_with_required() -> None:
+    body = dict(contract_document("alertmanager-webhook")["examples"]["firing"])
     newer = {**body, "notification_reason": "a reason from 2027", "tenantID": "eu"}
     assert (
         parse_notification(json.dumps(newer).encode()).notification_reason == "a reason from 2027"

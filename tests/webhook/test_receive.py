@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from tensafe_ops.sandbox import pagerduty_events_api, slack_api
 from tensafe_ops.sandbox.faults import Faults
 from tests.conftest import FakeClock
+from tests.contracts import alertmanager_examples
 from tests.webhook.am import (
     API,
     AUTH,
@@ -33,9 +34,7 @@ from tests.webhook.am import (
 from webhook.handlers import WEBHOOK_KEY
 from webhook.journal_sqlite import SqliteFileJournal
 
-CONTRACT = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared/contracts/alertmanager-webhook.json").read_text()
-)["examples"]
+CONTRACT = alertmanager_examples()
 
 
 async def start(

@@ -1,4 +1,7 @@
-"""Validate fake upstream responses against the official contracts in ../shared/contracts/.
+"""Validate fake upstream responses against the vendors' contracts kept beside this file.
+
+The JSON files here are the official API descriptions, trimmed to what the fakes serve (see
+README.md for each one's source and licence, and trim.py for how they were cut).
 
 Attach a `ContractRecorder` to a fake's aiohttp app; every response it serves is recorded
 and `check()` validates each against the OpenAPI document (schema, status, content type).
@@ -17,12 +20,12 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-CONTRACTS = Path(__file__).resolve().parents[2] / "shared" / "contracts"
-_NON_OPENAPI_KEYS = ("source", "notes", "operations", "x-sideloads", "x-fixtures", "x-drift")
+CONTRACTS = Path(__file__).parent
+_NON_OPENAPI_KEYS = ("source", "license", "trimmed", "notes", "operations")
 
 
 def contract_document(name: str) -> dict[str, Any]:
-    """The raw contract JSON (including x-fixtures / x-sideloads extras)."""
+    """The raw contract JSON (with its `source`, `license` and `notes`)."""
     data: dict[str, Any] = json.loads((CONTRACTS / f"{name}.json").read_text())
     return data
 
@@ -37,6 +40,12 @@ def openapi(name: str) -> OpenAPI:
     servers = spec.get("servers") or [{"url": "/"}]
     spec["servers"] = [{"url": urlsplit(servers[0]["url"]).path or "/"}]
     return OpenAPI.from_dict(spec)
+
+
+def alertmanager_examples() -> dict[str, Any]:
+    """The Alertmanager webhook contract's example notifications (firing, resolved, ...)."""
+    examples: dict[str, Any] = contract_document("alertmanager-webhook")["examples"]
+    return examples
 
 
 @dataclass
