@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.webhook_accept
 	$(BIN)/python -m bench.webhook_storm
 	$(BIN)/python -m bench.loop_block
+	$(BIN)/python -m bench.cli_startup
 
 clean:
 	rm -rf $(VENV) .tensafe-ops .mypy_cache .pytest_cache .ruff_cache

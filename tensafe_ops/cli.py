@@ -1,29 +1,27 @@
-"""The `tensafe-ops` command: serve, check-config, --version."""
+"""The `tensafe-ops` command: serve, check-config, sandbox, --version.
 
-import asyncio
+Each command imports what it runs inside its body: `--version` and `--help` load click and
+nothing of the service (tests/tensafe_ops/test_cli.py keeps it so; bench/cli_startup.py).
+"""
+
 import contextlib
 import json
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from aiohttp import web
 
 from tensafe_ops import __version__
-from tensafe_ops.gc_tuning import freeze_startup_objects
-from tensafe_ops.log import get_logger, register_secrets, setup_logging
-from tensafe_ops.malloc import limit_arenas
-from tensafe_ops.settings import ConfigError, Settings, load_settings, secret_values
 
 if TYPE_CHECKING:
     from tensafe_ops.sandbox.product import Scenario
     from tensafe_ops.sandbox.world import World
+    from tensafe_ops.settings import ConfigError, Settings
 
 
-def _print_config_error(exc: ConfigError) -> None:
+def _print_config_error(exc: "ConfigError") -> None:
     click.echo("invalid configuration:", err=True)
     for location, message in exc.details:
         click.echo(f"  {location}: {message}", err=True)
@@ -39,6 +37,8 @@ def main() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 def check_config(file: Path) -> None:
     """Validate FILE; print each invalid field and exit 1 if anything is wrong."""
+    from tensafe_ops.settings import ConfigError, load_settings
+
     try:
         load_settings(file)
     except ConfigError as exc:
@@ -134,6 +134,10 @@ def sandbox(
     scenario: "Scenario | None",
 ) -> None:
     """Serve only the simulated upstreams; print their URLs and credentials as one JSON line."""
+    import asyncio
+
+    from tensafe_ops.log import setup_logging
+
     setup_logging("json")
     world = _build_world(world_file, scale, seed, bench_size=bench_size)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -174,6 +178,9 @@ def _build_world(
 
 
 async def _wait_for_signal() -> None:
+    import asyncio
+    import signal
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -217,6 +224,12 @@ def serve(
     scenario: "Scenario | None",
 ) -> None:
     """Run the exporter and/or the webhook receiver."""
+    import asyncio
+
+    from tensafe_ops.log import register_secrets, setup_logging
+    from tensafe_ops.malloc import limit_arenas
+    from tensafe_ops.settings import ConfigError, load_settings, secret_values
+
     flags = {"role": role, "host": host, "port": port, "state_dir": state_dir}
     try:
         settings = load_settings(config_file).with_server(
@@ -238,8 +251,13 @@ def serve(
         asyncio.run(_serve(settings, world, scenario))
 
 
-async def _serve(settings: Settings, world: "World | None", scenario: "Scenario | None") -> None:
+async def _serve(settings: "Settings", world: "World | None", scenario: "Scenario | None") -> None:
+    from aiohttp import web
+
     from tensafe_ops.app import make_app
+    from tensafe_ops.gc_tuning import freeze_startup_objects
+    from tensafe_ops.log import get_logger, register_secrets
+    from tensafe_ops.settings import secret_values
 
     log = get_logger("tensafe_ops")
     running = None
