@@ -41,12 +41,21 @@ class ZendeskConfig(SourceConfig):
     top_tags: Annotated[int, Field(ge=0, le=50)] = 10
 
 
+def _default_ack_targets() -> dict[Literal["high", "low"], float]:
+    return {"high": 900.0, "low": 3600.0}
+
+
 class PagerDutyConfig(SourceConfig):
     base_url: str = "https://api.pagerduty.com"
     token: SecretStr = SecretStr("")
     rate_limit_per_minute: PerMinute = 900.0
     stats_window_days: Annotated[int, Field(ge=1, le=90)] = 7
     max_oncall_series: Annotated[int, Field(ge=0, le=1000)] = 50
+    acknowledge_targets: dict[Literal["high", "low"], Seconds] = Field(
+        default_factory=_default_ack_targets
+    )
+    """Respond-within targets per incident urgency: high pages are the critical alert class
+    (respond < 15 min), low ones the warning class (< 1 h), as the webhook's SLAs."""
 
 
 class MrrRules(Model):

@@ -12,6 +12,10 @@ Rules (the clock is always passed in as `now`):
   have seen before (`known_acks`, by incident id) and the earlier of the two counts.
   Incidents never seen acknowledged are left out rather than guessed.
 - Time to resolve = `resolved_at` - `created_at`.
+- Acknowledge-target achievement: of the incidents created in a window, those with a first
+  response — the earliest acknowledgement, else (resolved without one) the resolution — are
+  met when it came within their urgency's target (at most), missed otherwise. Incidents with
+  no response yet count nowhere (the oldest unacknowledged age shows them).
 - Both durations are taken over incidents created in the stats window `(now - window, now]`.
 - The oldest unacknowledged age is `now - created_at` of the oldest `triggered` incident,
   0 when none is triggered.
@@ -109,6 +113,36 @@ def times_to_resolve(
         for i in incidents
         if i.get("status") == "resolved" and i.get("resolved_at") and _in_window(i, now, window)
     ]
+
+
+def first_response_at(incident: Incident, known_acks: Mapping[str, datetime]) -> datetime | None:
+    """The earliest acknowledgement known, else the resolution of an incident never acked."""
+    acked = earliest(first_acknowledged_at(incident), known_acks.get(incident["id"]))
+    if acked is None and incident.get("status") == "resolved" and incident.get("resolved_at"):
+        return parse_time(incident["resolved_at"])
+    return acked
+
+
+def acknowledge_achievement(
+    incidents: Iterable[Incident],
+    known_acks: Mapping[str, datetime],
+    now: datetime,
+    window: timedelta,
+    targets: Mapping[str, float],
+) -> Counter[tuple[str, str]]:
+    """(urgency, "met" | "missed") counts over the incidents created in the window that have
+    been responded to (urgencies without a target are left out)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for incident in incidents:
+        urgency = str(incident.get("urgency", "high"))
+        if urgency not in targets or not _in_window(incident, now, window):
+            continue
+        responded = first_response_at(incident, known_acks)
+        if responded is None:
+            continue
+        elapsed = (responded - parse_time(incident["created_at"])).total_seconds()
+        counts[(urgency, "met" if elapsed <= targets[urgency] else "missed")] += 1
+    return counts
 
 
 def quantile(values: Sequence[float], q: float) -> float | None:

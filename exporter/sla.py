@@ -13,9 +13,15 @@ pure function of that state and `now` (calendar time, seconds):
   exactly its target is not breaching yet). A late reply ends the breach: the exporter
   reports what operators can still act on.
 - Unanswered too long = open AND unanswered AND `now - created_at` > the threshold (24h).
+- First response moment = the first agent reply (`created_at` + reply time); for a ticket
+  solved (or closed) without any reply, its solve. SLA achievement over a window counts the
+  tickets whose first response fell in `(now - window, now]`: met when the elapsed time is at
+  most the target (the breach rule's complement), missed otherwise. A ticket still waiting
+  counts nowhere yet (it shows as breaching); it counts when its response comes.
 """
 
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -155,3 +161,49 @@ def solved_since(ticket: TicketState, since: float) -> bool:
         and ticket.solved_at is not None
         and ticket.solved_at >= since
     )
+
+
+SLA_WINDOWS: dict[str, float] = {"24h": 86400.0, "7d": 7 * 86400.0}
+"""Windows of the SLA achievement metrics (label -> seconds)."""
+
+
+def first_response_at(ticket: TicketState) -> float | None:
+    """When the ticket got its first response: the first agent reply, else (solved or closed
+    without any reply) its solve; None while it is still waiting."""
+    if ticket.reply_minutes is not None:
+        return ticket.created_at + ticket.reply_minutes * 60.0
+    if ticket.status in DONE_STATUSES and ticket.solved_at is not None:
+        return ticket.solved_at
+    return None
+
+
+def responded_since(ticket: TicketState, since: float) -> bool:
+    at = first_response_at(ticket)
+    return at is not None and at > since
+
+
+@dataclass
+class Achievement:
+    """Tickets whose first response fell in a window, per priority: met or missed."""
+
+    met: Counter[Priority]
+    missed: Counter[Priority]
+
+    def ratio(self, priority: Priority) -> float | None:
+        """met / (met + missed); None when no ticket got its first response in the window."""
+        total = self.met[priority] + self.missed[priority]
+        return None if total == 0 else self.met[priority] / total
+
+
+def achievement(
+    tickets: Iterable[TicketState], now: float, window: float, targets: Mapping[Priority, float]
+) -> Achievement:
+    """First-response SLA achievement over `(now - window, now]`."""
+    result = Achievement(Counter(), Counter())
+    for ticket in tickets:
+        at = first_response_at(ticket)
+        if at is None or not now - window < at <= now:
+            continue
+        met = at - ticket.created_at <= targets[ticket.priority]
+        (result.met if met else result.missed)[ticket.priority] += 1
+    return result

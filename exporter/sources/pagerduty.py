@@ -41,6 +41,7 @@ OFFSET_CAP = 10_000
 PAGE_SIZE = 100
 ACK_NAMESPACE = "pagerduty.ack"
 OPENED_WINDOWS = {"8h": timedelta(hours=8), "24h": timedelta(hours=24)}
+ACK_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
 QUANTILES = (0.5, 0.95)
 URGENCIES = ("high", "low")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -244,7 +245,7 @@ class PagerDutySource:
 
     async def refresh(self, now: datetime) -> SourceResult:
         window = timedelta(days=self.cfg.stats_window_days)
-        listing_start = now - max(window, *OPENED_WINDOWS.values())
+        listing_start = now - max(window, *OPENED_WINDOWS.values(), *ACK_WINDOWS.values())
         open_incidents, open_capped = await self._list(
             "/incidents",
             "incidents",
@@ -315,6 +316,7 @@ def incident_families(
             f"{cfg.stats_window_days} days.",
             stats.times_to_resolve(recent, now, window),
         ),
+        *_acknowledge_families(cfg, now, recent, known_acks),
         _oldest_family(open_incidents, now),
         _oncall_family(oncalls, cfg.max_oncall_series),
         _capped_family(capped),
@@ -383,6 +385,47 @@ def _quantile_family(name: str, text: str, values: Sequence[float]) -> Metric:
             family.samples.append(Sample(name, {"quantile": str(q)}, value))
     family.add_metric([], count_value=len(values), sum_value=float(sum(values)))
     return family
+
+
+def _acknowledge_families(
+    cfg: PagerDutyConfig,
+    now: datetime,
+    recent: Sequence[dict[str, Any]],
+    known_acks: Mapping[str, datetime],
+) -> list[Metric]:
+    targets = {str(urgency): seconds for urgency, seconds in cfg.acknowledge_targets.items()}
+    target = GaugeMetricFamily(
+        "tensafe_pagerduty_acknowledge_target_seconds",
+        _help("Configured respond-within target per urgency (acknowledge_targets)."),
+        labels=["urgency"],
+    )
+    counted = GaugeMetricFamily(
+        "tensafe_pagerduty_acknowledged_incidents",
+        _help(
+            "Incidents created in the window and acknowledged (or resolved without an "
+            "acknowledgement), by whether that came within the urgency's target."
+        ),
+        labels=["urgency", "window", "result"],
+    )
+    ratio = GaugeMetricFamily(
+        "tensafe_pagerduty_acknowledge_achievement_ratio",
+        _help("Share of those incidents that met the target (absent without any)."),
+        labels=["urgency", "window"],
+    )
+    for urgency in URGENCIES:
+        if urgency in targets:
+            target.add_metric([urgency], targets[urgency])
+    for label, length in ACK_WINDOWS.items():
+        counts = stats.acknowledge_achievement(recent, known_acks, now, length, targets)
+        for urgency in URGENCIES:
+            if urgency not in targets:
+                continue
+            met, missed = counts[(urgency, "met")], counts[(urgency, "missed")]
+            counted.add_metric([urgency, label, "met"], met)
+            counted.add_metric([urgency, label, "missed"], missed)
+            if met + missed:
+                ratio.add_metric([urgency, label], met / (met + missed))
+    return [target, counted, ratio]
 
 
 def _oldest_family(open_incidents: Sequence[dict[str, Any]], now: datetime) -> Metric:

@@ -103,3 +103,24 @@ def test_priority_name_handles_missing_and_null() -> None:
     assert stats.priority_name({"priority": {"summary": "P2"}}) == "P2"
     assert stats.priority_name({"priority": None}) == "none"
     assert stats.priority_name({}) == "none"
+
+
+def test_acknowledge_achievement_against_the_urgency_targets() -> None:
+    targets = {"high": 900.0, "low": 3600.0}
+    incidents = [
+        # acked exactly at 15 min: met; re-acked later after an ack timeout: the first counts
+        incident("A", "acknowledged", at(hours=2), acknowledgements=[{"at": at(hours=1)}]),
+        incident(
+            "B", "acknowledged", at(hours=2), acknowledgements=[{"at": at(minutes=100)}]
+        ),  # 20 min
+        # low, resolved without an acknowledgement after 50 min: met (1 h target)
+        incident("C", "resolved", at(hours=3), "low", resolved_at=at(hours=2, minutes=10)),
+        incident("D", "triggered", at(hours=5)),  # no response yet: counts nowhere
+        incident("E", "resolved", at(days=2), resolved_at=at(days=1)),  # outside 24 h
+    ]
+    known = {"A": NOW - timedelta(hours=1, minutes=45)}  # A was first acked at +15 min
+    day = stats.acknowledge_achievement(incidents, known, NOW, timedelta(days=1), targets)
+    assert day == {("high", "met"): 1, ("high", "missed"): 1, ("low", "met"): 1}
+    week = stats.acknowledge_achievement(incidents, known, NOW, timedelta(days=7), targets)
+    assert week[("high", "missed")] == 2  # E: resolved a day later
+    assert stats.acknowledge_achievement(incidents, known, NOW, timedelta(days=1), {}) == {}

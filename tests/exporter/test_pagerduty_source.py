@@ -146,6 +146,19 @@ async def test_metrics_match_the_world_including_a_45_day_old_open_incident(
     assert values[key(ttr, quantile="0.95")] == pytest.approx(7020)
     assert values[key(f"{ttr}_count")] == 2
     assert values[key(f"{ttr}_sum")] == 3600 + 7200
+    # respond-within targets: high (critical class) 15 min, low (warning class) 1 h
+    acked = "tensafe_pagerduty_acknowledged_incidents"
+    ratio = "tensafe_pagerduty_acknowledge_achievement_ratio"
+    for window in ("24h", "7d"):
+        # low: acked after 10 min (met); high: both resolved unacknowledged after 1 h and 2 h
+        assert values[key(acked, urgency="low", window=window, result="met")] == 1
+        assert values[key(acked, urgency="low", window=window, result="missed")] == 0
+        assert values[key(acked, urgency="high", window=window, result="met")] == 0
+        assert values[key(acked, urgency="high", window=window, result="missed")] == 2
+        assert values[key(ratio, urgency="low", window=window)] == 1.0
+        assert values[key(ratio, urgency="high", window=window)] == 0.0
+    target = "tensafe_pagerduty_acknowledge_target_seconds"
+    assert values[key(target, urgency="high")] == 900 and values[key(target, urgency="low")] == 3600
 
     level_one = {
         (o["escalation_policy"]["summary"], o["user"]["summary"])

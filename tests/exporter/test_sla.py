@@ -7,6 +7,7 @@ import pytest
 
 from exporter import sla
 from exporter.sla import TicketState
+from exporter.sources.zendesk.source import is_relevant
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TARGETS: dict[sla.Priority, float] = {
@@ -139,3 +140,72 @@ def test_solved_in_window_needs_a_solved_status_and_solved_at() -> None:
 def test_state_round_trips_through_json() -> None:
     ticket = zendesk(age=timedelta(hours=3), reply_minutes=12, solved_ago=timedelta(hours=1))
     assert TicketState.from_json(ticket.to_json()) == ticket
+
+
+def achieved(tickets: list[TicketState], window: timedelta = timedelta(days=1)) -> sla.Achievement:
+    return sla.achievement(tickets, NOW.timestamp(), window.total_seconds(), TARGETS)
+
+
+def test_a_late_reply_ends_the_breach_but_counts_as_a_missed_sla() -> None:
+    # urgent, created 3 h ago, answered after 2 h: no longer breaching, yet the SLA was missed
+    late = zendesk(age=timedelta(hours=3), reply_minutes=120)
+    assert not breaching(late)
+    result = achieved([late])
+    assert (result.met["urgent"], result.missed["urgent"]) == (0, 1)
+    assert result.ratio("urgent") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("priority", "target_minutes"), [("urgent", 60), ("high", 240), ("normal", 1440)]
+)
+def test_met_up_to_the_target_missed_one_minute_past(priority: str, target_minutes: int) -> None:
+    on_time = zendesk(age=timedelta(hours=25), priority=priority, reply_minutes=target_minutes)
+    late = zendesk(age=timedelta(hours=25), priority=priority, reply_minutes=target_minutes + 1)
+    result = achieved([on_time, late], timedelta(days=7))
+    name: sla.Priority = on_time.priority
+    assert (result.met[name], result.missed[name]) == (1, 1)
+    assert result.ratio(name) == 0.5
+
+
+def test_counted_in_the_window_of_the_first_response_not_of_creation() -> None:
+    # created 30 h ago and answered 4 h later (26 h ago): outside 24 h, inside 7 d
+    old_reply = zendesk(age=timedelta(hours=30), priority="normal", reply_minutes=240)
+    # created 30 h ago and answered 28 h later (2 h ago): inside both windows, missed (24 h)
+    recent_reply = zendesk(age=timedelta(hours=30), priority="normal", reply_minutes=28 * 60)
+    day, week = (
+        achieved([old_reply, recent_reply]),
+        achieved([old_reply, recent_reply], timedelta(days=7)),
+    )
+    assert (day.met["normal"], day.missed["normal"]) == (0, 1)
+    assert (week.met["normal"], week.missed["normal"]) == (1, 1)
+
+
+def test_solved_without_a_reply_counts_at_its_solve_waiting_tickets_count_nowhere() -> None:
+    quick_solve = zendesk(
+        age=timedelta(hours=2), status="solved", solved_ago=timedelta(hours=1, minutes=30)
+    )
+    slow_solve = zendesk(age=timedelta(hours=5), status="closed", solved_ago=timedelta(hours=1))
+    waiting = zendesk(age=timedelta(hours=5))  # breaching, but not a first response yet
+    no_metrics = zendesk(age=timedelta(hours=5), metric_set=False)
+    result = achieved([quick_solve, slow_solve, waiting, no_metrics])
+    assert (result.met["urgent"], result.missed["urgent"]) == (1, 1)
+    assert sla.first_response_at(waiting) is None and breaching(waiting)
+
+
+def test_no_first_response_in_the_window_has_no_ratio() -> None:
+    result = achieved([zendesk(age=timedelta(days=9), reply_minutes=10)])
+    assert result.ratio("urgent") is None and result.met["urgent"] == result.missed["urgent"] == 0
+
+
+def test_tickets_answered_within_the_longest_window_are_kept_until_they_age_out() -> None:
+    # created 40 days ago, solved, first answered 3 days ago (a late low-priority reply)
+    answered = zendesk(
+        age=timedelta(days=40),
+        priority="low",
+        status="solved",
+        reply_minutes=37 * 1440,
+        solved_ago=timedelta(days=2),
+    )
+    assert is_relevant(answered, NOW.timestamp())
+    assert achieved([answered], timedelta(days=7)).missed["low"] == 1
+    assert not is_relevant(answered, (NOW + timedelta(days=5)).timestamp())

@@ -40,6 +40,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TARGETS = {"urgent": 3600, "high": 14400, "normal": 86400, "low": 172800}
 NAMES = {"urgent": "p1", "high": "p2", "normal": "p3", "low": "p4"}
 OPEN = ("new", "open", "pending", "hold")
+WINDOWS = {"24h": 86400, "7d": 7 * 86400}
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
@@ -69,11 +70,20 @@ def expected(world: World, now: datetime) -> dict[str, Any]:
     at = now.timestamp()
     open_grid = {(NAMES[p], s): 0 for p in NAMES for s in OPEN}
     breaching = dict.fromkeys(NAMES.values(), 0)
+    achieved = {(NAMES[p], w, r): 0 for p in NAMES for w in WINDOWS for r in ("met", "missed")}
     created = solved = 0
     for ticket in world.zendesk["tickets"]:
         metric = metrics[ticket["id"]]
         created_at = datetime.fromisoformat(ticket["created_at"]).timestamp()
-        replied = metric.get("reply_time_in_minutes", {}).get("calendar") is not None
+        reply_minutes = metric.get("reply_time_in_minutes", {}).get("calendar")
+        replied = reply_minutes is not None
+        responded = created_at + reply_minutes * 60 if replied else None
+        if not replied and ticket["status"] in ("solved", "closed") and metric.get("solved_at"):
+            responded = datetime.fromisoformat(metric["solved_at"]).timestamp()
+        for window, seconds in WINDOWS.items():
+            if responded is not None and at - seconds < responded <= at:
+                met = responded - created_at <= TARGETS[ticket["priority"]]
+                achieved[(NAMES[ticket["priority"]], window, "met" if met else "missed")] += 1
         if ticket["status"] in OPEN:
             open_grid[(NAMES[ticket["priority"]], ticket["status"])] += 1
             if not replied and at - created_at > TARGETS[ticket["priority"]]:
@@ -82,7 +92,13 @@ def expected(world: World, now: datetime) -> dict[str, Any]:
         solved_at = metric.get("solved_at")
         if ticket["status"] in ("solved", "closed") and solved_at:
             solved += datetime.fromisoformat(solved_at).timestamp() >= at - 86400
-    return {"open": open_grid, "breaching": breaching, "created": created, "solved": solved}
+    return {
+        "open": open_grid,
+        "breaching": breaching,
+        "achieved": achieved,
+        "created": created,
+        "solved": solved,
+    }
 
 
 def assert_matches(values: Samples, world: World, now: datetime) -> None:
@@ -92,6 +108,9 @@ def assert_matches(values: Samples, world: World, now: datetime) -> None:
         assert values[("tensafe_zendesk_open_tickets", labels)] == count, (priority, status)
     for priority, count in want["breaching"].items():
         assert values[("tensafe_zendesk_sla_breaching_tickets", (("priority", priority),))] == count
+    for (priority, window, result), count in want["achieved"].items():
+        labels = (("priority", priority), ("result", result), ("window", window))
+        assert values[("tensafe_zendesk_first_response_sla_tickets", labels)] == count, labels
     assert values[("tensafe_zendesk_tickets_created_24h", ())] == want["created"]
     assert values[("tensafe_zendesk_tickets_solved_24h", ())] == want["solved"]
 
@@ -159,6 +178,17 @@ async def test_full_sync_matches_the_world(aiohttp_server: ServerFactory, sqlite
     values = samples(result.families)
     assert_matches(values, world, NOW)
     assert sum(expected(world, NOW)["breaching"].values()) > 0  # the scenario has breaches
+    achieved = expected(world, NOW)["achieved"]
+    for outcome in ("met", "missed"):  # the scenario has both, in both windows
+        assert all(sum(n for k, n in achieved.items() if k[1:] == (w, outcome)) for w in WINDOWS)
+    ratio = values[
+        (
+            "tensafe_zendesk_first_response_sla_achievement_ratio",
+            (("priority", "p3"), ("window", "7d")),
+        )
+    ]
+    p3 = {r: achieved[("p3", "7d", r)] for r in ("met", "missed")}
+    assert ratio == pytest.approx(p3["met"] / (p3["met"] + p3["missed"]))
 
     unlinked = sum(1 for o in world.zendesk["organizations"] if not o["external_id"])
     join = "tensafe_account_join_issues"

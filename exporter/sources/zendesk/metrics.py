@@ -93,6 +93,8 @@ class Tally:
     tags_24h: Counter[str] = field(default_factory=Counter)
     tracked: int = 0
     facts: dict[str, dict[str, int]] = field(default_factory=dict)
+    achievement: dict[str, sla.Achievement] = field(default_factory=dict)
+    """First-response SLA achievement per window label (`sla.SLA_WINDOWS`)."""
 
 
 def build(
@@ -115,7 +117,13 @@ def tally(
 ) -> Tally:
     targets = cfg.first_response_sla
     tickets = list(tickets)
-    counts = Tally(oldest_unanswered=sla.oldest_unanswered_age(tickets, now))
+    counts = Tally(
+        oldest_unanswered=sla.oldest_unanswered_age(tickets, now),
+        achievement={
+            label: sla.achievement(tickets, now, seconds, targets)
+            for label, seconds in sla.SLA_WINDOWS.items()
+        },
+    )
     counts.facts = {
         account: {"tickets_14d": 0, "tickets_prev_14d": 0, "open_breaching": 0, "open": 0}
         for account in accounts.accounts.values()
@@ -178,6 +186,26 @@ def families(counts: Tally, accounts: AccountMap, cfg: ZendeskConfig) -> list[Me
         if priority in counts.oldest_unanswered:
             oldest_family.add_metric([name], counts.oldest_unanswered[priority])
 
+    achieved_family = _gauge(
+        "tensafe_zendesk_first_response_sla_tickets",
+        "Tickets whose first response (first agent reply, or solve without one) fell in the "
+        "window, by whether it met the priority's target.",
+        ["priority", "window", "result"],
+    )
+    ratio_family = _gauge(
+        "tensafe_zendesk_first_response_sla_achievement_ratio",
+        "Share of the window's first responses that met their target (absent without any).",
+        ["priority", "window"],
+    )
+    for label, achieved in counts.achievement.items():
+        for priority in PRIORITIES:
+            name = sla.priority_name(priority)
+            achieved_family.add_metric([name, label, "met"], achieved.met[priority])
+            achieved_family.add_metric([name, label, "missed"], achieved.missed[priority])
+            ratio = achieved.ratio(priority)
+            if ratio is not None:
+                ratio_family.add_metric([name, label], ratio)
+
     long_family = _gauge(
         "tensafe_zendesk_long_unanswered_tickets",
         f"Open tickets with no agent reply for over {cfg.unanswered_alert_after:.0f}s.",
@@ -217,6 +245,8 @@ def families(counts: Tally, accounts: AccountMap, cfg: ZendeskConfig) -> list[Me
         breaching_family,
         target_family,
         oldest_family,
+        achieved_family,
+        ratio_family,
         long_family,
         created_family,
         solved_family,

@@ -10,7 +10,8 @@ Page size: `page_size` applies to the first page of a sync (`start_time`); zenpy
 forward `per_page` with a cursor, so later pages are Zendesk's default 1000 (its maximum).
 
 Kept per ticket: `exporter.sla.TicketState`. Tickets that can no longer count (solved
-or closed, created over 28 days ago and not solved in the last 24 hours) are dropped
+or closed, created over 28 days ago, not solved in the last 24 hours and not first responded
+to in the last 7 days, the longest SLA-achievement window) are dropped
 from memory and the state DB; if one is reopened the export brings it back.
 Organizations (the account join) are re-listed every `ORGANIZATIONS_MAX_AGE`, or sooner
 (at most every `ORGANIZATIONS_RECHECK`) when a ticket names an unknown organization.
@@ -51,7 +52,11 @@ def is_relevant(ticket: TicketState, now: float) -> bool:
         return True
     if ticket.status not in sla.DONE_STATUSES:  # e.g. "deleted"
         return False
-    return ticket.created_at >= now - KEEP_CREATED or sla.solved_since(ticket, now - 86400.0)
+    return (
+        ticket.created_at >= now - KEEP_CREATED
+        or sla.solved_since(ticket, now - 86400.0)
+        or sla.responded_since(ticket, now - max(sla.SLA_WINDOWS.values()))
+    )
 
 
 def stale_ids(tickets: Iterable[TicketState], now: float) -> list[int]:
