@@ -1,6 +1,8 @@
 """The container image without a Docker engine: hadolint on the Dockerfile, the locks agree with
 pyproject.toml, and the locked install the builder stage runs works from a clean venv."""
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -11,9 +13,13 @@ import sys
 import tomllib
 from pathlib import Path
 
+import aiohttp
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.conftest import missing_dependency, require_binary
+from tests.webhook.test_receive import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -212,8 +218,10 @@ def run_builder_step(command: str, src: Path, venv: Path, python: str) -> None:
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
 
 
-@pytest.mark.slow
-def test_lock_installs_with_hashes_and_the_cli_runs(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The builder stage's two install steps, run here into a clean venv."""
+    tmp_path = tmp_path_factory.mktemp("image")
     python = image_python()
     src, venv = tmp_path / "src", tmp_path / "venv"
     src.mkdir()
@@ -223,8 +231,12 @@ def test_lock_installs_with_hashes_and_the_cli_runs(tmp_path: Path) -> None:
     assert len(installs) == 2, installs
     for step in installs:
         run_builder_step(step, src, venv, python)
+    return venv
 
-    cli = venv / "bin" / "tensafe-ops"
+
+@pytest.mark.slow
+def test_lock_installs_with_hashes_and_the_cli_runs(image_venv: Path, tmp_path: Path) -> None:
+    cli = image_venv / "bin" / "tensafe-ops"
     version = subprocess.run([str(cli), "--version"], capture_output=True, text=True, check=True)
     assert re.fullmatch(r"tensafe-ops, version \S+\n", version.stdout)
     # The migrations are package data: a wheel without them would fail at the first start.
@@ -234,8 +246,96 @@ def test_lock_installs_with_hashes_and_the_cli_runs(tmp_path: Path) -> None:
         "asyncio.run(migrate(create_engine(f'sqlite+aiosqlite:///{sys.argv[1]}')))\n"
     )
     subprocess.run(
-        [str(venv / "bin" / "python"), "-c", migrate, str(tmp_path / "state.db")],
+        [str(image_venv / "bin" / "python"), "-c", migrate, str(tmp_path / "state.db")],
         check=True,
         cwd=tmp_path,
     )
     assert (tmp_path / "state.db").stat().st_size > 0
+
+
+# In a private mount namespace: the whole filesystem read-only, a fresh tmpfs on /tmp, as the
+# chart runs the container (readOnlyRootFilesystem, an emptyDir on /tmp).
+# The venv (under the host's /tmp) is bound back in, read-only.
+READ_ONLY_ROOT = """set -eu
+root=$1; venv=$2; shift 2
+mount --bind / "$root"
+mount -o remount,bind,ro "$root"
+mount --bind /dev "$root/dev"
+mount -t proc proc "$root/proc"
+mount -t tmpfs -o size=256m tmpfs "$root/tmp"
+mkdir -p "$root$venv"
+mount --bind "$venv" "$root$venv"
+mount -o remount,bind,ro "$root$venv"
+exec chroot "$root" "$@"
+"""
+
+
+def read_only_root(tmp_path: Path, venv: Path) -> list[str]:
+    """The command prefix that runs a command there, once a probe showed it works here."""
+    root = tmp_path / "root"
+    root.mkdir()
+    namespace = ["--mount", "--propagation", "private", "sh", "-c", READ_ONLY_ROOT, "sh"]
+    prefix = [require_binary("unshare"), *namespace, str(root), str(venv)]
+    probe_writes = "! touch /etc/tensafe-ops-probe 2>/dev/null && touch /tmp/x"
+    probe = subprocess.run(
+        [*prefix, "/bin/sh", "-c", probe_writes], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        missing_dependency(f"a private read-only mount namespace (root and mount): {probe.stderr}")
+    return prefix
+
+
+@pytest.mark.slow
+async def test_serves_with_a_read_only_root_filesystem(image_venv: Path, tmp_path: Path) -> None:
+    """The installed app, demo world and all, writes only to /tmp and its state directory."""
+    prefix = read_only_root(tmp_path, image_venv)
+    port = free_port()
+    environment = [
+        "env",
+        "-i",
+        "PATH=/usr/bin:/bin",
+        "HOME=/nonexistent",
+        "TMPDIR=/tmp",
+        "PYTHONDONTWRITEBYTECODE=1",
+        "MALLOC_ARENA_MAX=2",
+    ]
+    serve = [
+        str(image_venv / "bin" / "tensafe-ops"),
+        "serve",
+        "--demo",
+        "--scale",
+        "0.1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--state-dir",
+        "/tmp/state",
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *prefix,
+        *environment,
+        *serve,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session, asyncio.timeout(90):
+            while True:
+                assert process.returncode is None, "serve exited on a read-only root filesystem"
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{base}/metrics") as response:
+                        if (
+                            'tensafe_exporter_source_up{source="zendesk"} 1.0'
+                            in await response.text()
+                        ):
+                            break
+                await asyncio.sleep(0.5)
+            async with session.get(f"{base}/readyz") as response:
+                assert response.status == 200
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()[-2000:]
