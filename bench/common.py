@@ -5,10 +5,12 @@ import json
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from aiohttp import web
 
 from tensafe_ops.app import make_app
@@ -16,6 +18,20 @@ from tensafe_ops.settings import parse_settings
 
 SOURCES = ("zendesk", "pagerduty", "stripe", "usage", "health")
 BIN = Path(sys.executable).parent / "tensafe-ops"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
+    """A new empty database (like tests/conftest.py `pg_url`), dropped afterwards."""
+    admin = await asyncpg.connect(PG_ADMIN, timeout=3)
+    name = f"tensafe_bench_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 @contextlib.contextmanager

@@ -26,17 +26,15 @@ import asyncio
 import statistics
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.common import percentile
+from bench.common import fresh_postgres, percentile
 from bench.webhook_load import (
     ALERTS_PER_GROUP,
     ClosedLoop,
@@ -48,21 +46,6 @@ from bench.webhook_load import (
     webhook_settings,
 )
 from bench.webhook_storm import storm
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@asynccontextmanager
-async def fresh_postgres() -> AsyncIterator[str]:
-    """A new empty database (like tests/conftest.py `pg_url`), dropped afterwards."""
-    admin = await asyncpg.connect(PG_ADMIN, timeout=3)
-    name = f"tensafe_bench_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def count_rows(db_url: str) -> dict[str, int]:

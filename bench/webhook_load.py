@@ -36,10 +36,12 @@ NOWHERE = "http://127.0.0.1:9"
 SPAWN = multiprocessing.get_context("spawn")
 
 
-def notification_template(severity: str = "critical") -> str:
-    """One Alertmanager group of ALERTS_PER_GROUP firing alerts, shaped like the real thing."""
+def notification_template(
+    severity: str = "critical", alerts_per_group: int = ALERTS_PER_GROUP
+) -> str:
+    """One Alertmanager group of firing alerts, shaped like the real thing."""
     alerts = []
-    for index in range(ALERTS_PER_GROUP):
+    for index in range(alerts_per_group):
         labels = {
             "alertname": "HighErrorRate",
             "job": "tensafe-api",
@@ -140,12 +142,58 @@ def bare_app() -> web.Application:
     return app
 
 
-async def _serve(settings: dict[str, Any] | None, port_out: Connection) -> None:
+SESSION_KEY = web.AppKey("forward_session", aiohttp.ClientSession)
+
+
+def forwarder_app(events_url: str, routing_key: str) -> web.Application:
+    """The time-to-page floor: parse the notification, POST one PagerDuty trigger per alert
+    straight from the handler, then answer. No storage, no queue: the least any receiver
+    that pages can take."""
+
+    async def receive(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        session = request.app[SESSION_KEY]
+        for alert in body["alerts"]:
+            event = {
+                "routing_key": routing_key,
+                "event_action": "trigger",
+                "dedup_key": f"tensafe:{alert['fingerprint']}",
+                "payload": {
+                    "summary": alert["annotations"]["summary"],
+                    "source": alert["labels"]["instance"],
+                    "severity": "critical",
+                },
+            }
+            async with session.post(events_url, json=event) as response:
+                await response.read()
+        return web.json_response({"status": "accepted"})
+
+    async def session_ctx(app: web.Application) -> Any:
+        async with aiohttp.ClientSession() as session:
+            app[SESSION_KEY] = session
+            yield
+
+    app = web.Application(client_max_size=1024**2)
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_post(PATH, receive)
+    return app
+
+
+ServerKind = dict[str, Any] | tuple[str, str] | None
+"""Settings of the real service, (events_url, routing_key) of the forwarder, or None (bare)."""
+
+
+async def _serve(kind: ServerKind, port_out: Connection) -> None:
     from tensafe_ops.app import make_app
     from tensafe_ops.gc_tuning import freeze_startup_objects
     from tensafe_ops.settings import parse_settings
 
-    app = bare_app() if settings is None else make_app(parse_settings(settings))
+    if kind is None:
+        app = bare_app()
+    elif isinstance(kind, tuple):
+        app = forwarder_app(*kind)
+    else:
+        app = make_app(parse_settings(kind))
     runner = web.AppRunner(app)  # as `tensafe-ops serve` does
     await runner.setup()
     freeze_startup_objects()
@@ -158,14 +206,14 @@ async def _serve(settings: dict[str, Any] | None, port_out: Connection) -> None:
     await runner.cleanup()  # waits for accepted writes, like a real shutdown
 
 
-def _server_main(settings: dict[str, Any] | None, log_path: str, port_out: Connection) -> None:
+def _server_main(kind: ServerKind, log_path: str, port_out: Connection) -> None:
     from tensafe_ops.log import setup_logging
 
     # Logs go to a file, at the service's normal level: writing them is part of the cost.
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(log_fd, 2)
     setup_logging("json")
-    asyncio.run(_serve(settings, port_out))
+    asyncio.run(_serve(kind, port_out))
 
 
 @dataclass
@@ -174,10 +222,11 @@ class Server:
     url: str
 
     @classmethod
-    def start(cls, settings: dict[str, Any] | None, log_path: Path) -> "Server":
-        """`settings=None` serves the bare handler."""
+    def start(cls, kind: ServerKind, log_path: Path) -> "Server":
+        """The real service (its settings), the forwarder ((events_url, routing_key)) or the
+        bare handler (None)."""
         receive, send = SPAWN.Pipe(duplex=False)
-        process = SPAWN.Process(target=_server_main, args=(settings, str(log_path), send))
+        process = SPAWN.Process(target=_server_main, args=(kind, str(log_path), send))
         process.start()
         if not receive.poll(60):
             process.kill()
@@ -260,53 +309,78 @@ def run_wrk(url: str, template: str, run: int, seconds: float, connections: int)
 # -- open loop: a Python client in its own process ---------------------------------------------
 
 
+@dataclass(frozen=True)
+class Sent:
+    """One request of the open loop; times are `time.monotonic()` (CLOCK_MONOTONIC: the same
+    clock in every process of this machine, so they compare with a fake's arrival times)."""
+
+    n: int
+    due: float
+    started: float
+    finished: float
+    status: int
+    measured: bool
+    """False during the warmup."""
+
+
 async def _open_loop(
     url: str, template: str, run: int, rate: float, seconds: float, warmup: float
-) -> tuple[list[float], dict[int, int]]:
+) -> list[Sent]:
     """Request n is due at start + n/rate whatever happened to earlier ones (open loop);
     its latency counts from that due time, so a stalled server cannot hide its queue."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    sent: list[Sent] = []
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
         async def one(n: int, due: float) -> None:
+            body = body_for(template, run, n)
+            started = time.monotonic()
             try:
-                async with session.post(url, data=body_for(template, run, n)) as response:
+                async with session.post(url, data=body) as response:
                     await response.read()
                     status = response.status
             except aiohttp.ClientError:
                 status = 0
-            statuses[status] = statuses.get(status, 0) + 1
-            if due - start >= warmup:
-                latencies.append(time.perf_counter() - due)
+            sent.append(Sent(n, due, started, time.monotonic(), status, due - start >= warmup))
 
-        start = time.perf_counter()
+        start = time.monotonic()
         tasks = []
         total = int(rate * (seconds + warmup))
         for n in range(total):
             due = start + n / rate
-            delay = due - time.perf_counter()
+            delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(n, due)))
         await asyncio.gather(*tasks)
-    return latencies, statuses
+    return sorted(sent, key=lambda s: s.n)
 
 
 def _open_loop_main(out: Connection, *args: Any) -> None:
     out.send(asyncio.run(_open_loop(*args)))
 
 
-def run_open_loop(
+def open_loop_requests(
     url: str, template: str, run: int, rate: float, seconds: float, warmup: float = 1.0
-) -> tuple[list[float], dict[int, int]]:
+) -> list[Sent]:
+    """Every request of an open-loop run, sent from a process of its own."""
     receive, send = SPAWN.Pipe(duplex=False)
     process = SPAWN.Process(
         target=_open_loop_main, args=(send, url, template, run, rate, seconds, warmup)
     )
     process.start()
-    result: tuple[list[float], dict[int, int]] = receive.recv()
+    result: list[Sent] = receive.recv()
     process.join()
     return result
+
+
+def run_open_loop(
+    url: str, template: str, run: int, rate: float, seconds: float, warmup: float = 1.0
+) -> tuple[list[float], dict[int, int]]:
+    """Latencies after the warmup (from each due time) and the count of every status."""
+    sent = open_loop_requests(url, template, run, rate, seconds, warmup)
+    statuses: dict[int, int] = {}
+    for request in sent:
+        statuses[request.status] = statuses.get(request.status, 0) + 1
+    return [r.finished - r.due for r in sent if r.measured], statuses

@@ -156,11 +156,11 @@ def record(state: EventsState, event: dict[str, Any], routing_key: str, action: 
     return dedup_key
 
 
-def _throttled(state: EventsState, routing_key: str, now: float) -> bool:
+def _throttled(state: EventsState, routing_key: str, now: float, per_minute: int) -> bool:
     window = state.recent.setdefault(routing_key, deque())
     while window and window[0] <= now - 60.0:
         window.popleft()
-    if len(window) >= RATE_LIMIT_PER_MINUTE:
+    if len(window) >= per_minute:
         return True
     window.append(now)
     return False
@@ -171,8 +171,10 @@ def make_app(
     *,
     routing_keys: set[str],
     monotonic: Callable[[], float] = time.monotonic,
+    per_minute: int | None = RATE_LIMIT_PER_MINUTE,
 ) -> web.Application:
-    """The fake Events API; `monotonic` drives the per-routing-key throttle window."""
+    """The fake Events API; `monotonic` drives the per-routing-key throttle window.
+    `per_minute=None` never throttles (benchmarks measuring our own latency only)."""
     state = EventsState()
 
     async def enqueue(request: web.Request) -> web.Response:
@@ -195,7 +197,7 @@ def make_app(
             return _response(
                 400, {"status": "invalid event", "message": str(exc), "errors": exc.errors}
             )
-        if _throttled(state, routing_key, monotonic()):
+        if per_minute is not None and _throttled(state, routing_key, monotonic(), per_minute):
             state.throttled += 1
             return _response(
                 429,
