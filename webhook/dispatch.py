@@ -20,9 +20,8 @@ hold the same row) and sends them in claim order. Rules:
 """
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, get_args
@@ -46,10 +45,6 @@ RETRY_AFTER_MAX = 3600.0
 
 RELEASE_TIMEOUT = 2.0
 """How long a stopping dispatcher waits for the outbox to take back unsent leases."""
-
-WAKE_GAP = 0.2
-"""Seconds between two looks for due deliveries at least, however often the ingester wakes
-the dispatcher: a look reads the outbox, whose pending part can be large during a storm."""
 
 HEADROOM = 0.95
 """Share of each destination's documented rate the dispatcher uses."""
@@ -81,20 +76,37 @@ def build_rate_limits(destinations: DestinationsConfig) -> dict[tuple[Target, st
 
 
 class WakeUp:
-    """Tells the dispatcher's loops that deliveries were just added (the ingester calls
-    `notify`), so a page goes out at once rather than at the next poll."""
+    """Tells the dispatcher which destinations just got deliveries (the ingester calls
+    `notify` as soon as its transaction commits), so a page goes out at once rather than at
+    the next poll, without reading the outbox to find out where: the woken destinations are
+    drained directly. Wake-ups that come while the dispatcher is busy add up into one."""
 
     def __init__(self) -> None:
-        self._events: list[asyncio.Event] = []
+        self._woken: dict[Target, set[str]] = {target: set() for target in TARGETS}
+        self._events: dict[Target, asyncio.Event] = {target: asyncio.Event() for target in TARGETS}
 
-    def event(self) -> asyncio.Event:
-        event = asyncio.Event()
-        self._events.append(event)
-        return event
+    def event(self, target: Target) -> asyncio.Event:
+        """Set when destinations of `target` were woken (the waiter clears it)."""
+        return self._events[target]
 
-    def notify(self) -> None:
-        for event in self._events:
-            event.set()
+    def notify(self, destinations: Iterable[tuple[Target, str]]) -> None:
+        for target, destination in destinations:
+            if target in self._woken:
+                self._woken[target].add(destination)
+                self._events[target].set()
+
+    def take(self, target: Target) -> set[str]:
+        """The destinations of `target` woken since the last call."""
+        woken, self._woken[target] = self._woken[target], set()
+        return woken
+
+
+@dataclass
+class Drain:
+    """One destination's drain loop, and its signal that more deliveries came meanwhile."""
+
+    task: asyncio.Task[None]
+    more: asyncio.Event
 
 
 class Dispatcher:
@@ -140,52 +152,64 @@ class Dispatcher:
     async def run(self, target: Target) -> None:
         """Keep one drain loop per destination of `target` that has due deliveries, so each
         destination drains at its own rate: a storm to one Slack webhook (1 msg/s) does not
-        hold back the messages of another."""
-        draining: dict[str, asyncio.Task[None]] = {}
-        woken = self.wake_up.event()
+        hold back the messages of another. Destinations the ingester wakes are drained at
+        once (a running loop is told to claim again); every `poll_interval` the outbox is
+        read for the rest (retries coming due, rows of other replicas, released leases)."""
+        draining: dict[str, Drain] = {}
+        woken = self.wake_up.event(target)
+        loop = asyncio.get_running_loop()
+        next_look = loop.time()
         try:
             while not self.stopping.is_set():
-                woken.clear()  # before looking: deliveries added after it wake us again
-                try:
-                    due = await self.outbox.due_destinations(target, self.clock())
-                except Exception:  # the outbox may be briefly unavailable; keep the loop alive
-                    log.exception("dispatch_round_failed", target=target)
-                    due = []
-                draining = {d: task for d, task in draining.items() if not task.done()}
-                for destination in due:
-                    if destination not in draining:
-                        draining[destination] = asyncio.create_task(
-                            self.drain_destination(target, destination),
-                            name=f"dispatch-{target}-{destination}",
-                        )
-                await self._sleep(woken)
+                woken.clear()  # before taking: destinations woken after it wake us again
+                wanted = self.wake_up.take(target)
+                if loop.time() >= next_look:
+                    next_look = loop.time() + self.config.poll_interval
+                    try:
+                        wanted.update(await self.outbox.due_destinations(target, self.clock()))
+                    except Exception:  # the outbox may be briefly unavailable; keep looping
+                        log.exception("dispatch_round_failed", target=target)
+                draining = {d: drain for d, drain in draining.items() if not drain.task.done()}
+                for destination in sorted(wanted):
+                    if destination in draining:
+                        draining[destination].more.set()
+                        continue
+                    more = asyncio.Event()
+                    task = asyncio.create_task(
+                        self.drain_destination(target, destination, more),
+                        name=f"dispatch-{target}-{destination}",
+                    )
+                    draining[destination] = Drain(task, more)
+                await self._sleep(woken, next_look - loop.time())
         finally:
             # Cancelling this task cancels these too (each releases the batch it holds).
-            await asyncio.gather(*draining.values(), return_exceptions=True)
+            await asyncio.gather(*(d.task for d in draining.values()), return_exceptions=True)
 
-    async def _sleep(self, woken: asyncio.Event) -> None:
-        """Until the poll interval has passed, new deliveries were added, or we stop; never
-        less than WAKE_GAP unless stopping."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), min(WAKE_GAP, self.config.poll_interval))
+    async def _sleep(self, woken: asyncio.Event, seconds: float) -> None:
+        """Until `seconds` have passed, destinations were woken, or we stop."""
+        if seconds <= 0:
+            return
         waits = [asyncio.ensure_future(e.wait()) for e in (woken, self.stopping)]
         try:
-            await asyncio.wait(
-                waits, timeout=self.config.poll_interval, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for wait in waits:
                 wait.cancel()
 
-    async def drain_destination(self, target: Target, destination: str) -> None:
-        """Claim and send batches for one destination until a batch is not full."""
+    async def drain_destination(
+        self, target: Target, destination: str, more: asyncio.Event | None = None
+    ) -> None:
+        """Claim and send batches for one destination until a batch is not full and no new
+        deliveries were announced for it (`more`) since that claim."""
+        more = more if more is not None else asyncio.Event()
         while not self.stopping.is_set():
+            more.clear()  # before claiming: what is announced after it is claimed next round
             try:
                 claimed = await self.drain_once(target, destination)
             except Exception:  # the outbox may be briefly unavailable; the next round retries
                 log.exception("dispatch_round_failed", target=target, destination=destination)
                 return
-            if claimed < self.config.batch_size:
+            if claimed < self.config.batch_size and not more.is_set():
                 return
 
     async def drain_once(self, target: Target, destination: str | None = None) -> int:
@@ -196,6 +220,7 @@ class Dispatcher:
         batch = await self.outbox.claim(
             target, self.config.batch_size, now, self.config.lease_seconds, destination
         )
+
         # The last moment a send may start and still finish inside the lease.
         start_before = now + timedelta(
             seconds=self.config.lease_seconds - self.config.request_timeout
@@ -241,22 +266,37 @@ class Dispatcher:
         start_before: datetime,
         unattempted: set[int],
     ) -> None:
+        """Send one destination's deliveries in order. Each outcome is recorded while the
+        next one is sent (the outbox commits outcomes together), and all of them before
+        this returns; a failure to record stops the batch."""
         limiter = self.limits.get((target, deliveries[0].destination))
-        for delivery in deliveries:
-            if limiter is not None:
-                await limiter.acquire()
-            if self.stopping.is_set() or self.clock() >= start_before:
-                return  # the rest keep their lease until it runs out (or is released)
-            # From here the outcome is unknown until recorded: never released for a resend.
-            unattempted.discard(delivery.id)
-            outcome = await self._send(target, delivery)
-            try:
-                await self._record(target, delivery, outcome, limiter)
-            except Exception:
-                # Sent but not recorded: after the lease the row is claimed and sent again
-                # (harmless for PagerDuty and Zendesk, a repeated message for Slack).
-                log.exception("delivery_not_recorded", target=target, delivery=delivery.id)
-                return
+        records: list[asyncio.Future[None]] = []
+        try:
+            for delivery in deliveries:
+                if limiter is not None:
+                    await limiter.acquire()
+                if self.stopping.is_set() or self.clock() >= start_before:
+                    return  # the rest keep their lease until it runs out (or is released)
+                if any(r.done() and r.exception() is not None for r in records):
+                    return
+                # From here the outcome is unknown until recorded: never released for a resend.
+                unattempted.discard(delivery.id)
+                outcome = await self._send(target, delivery)
+
+                write = self._judge(target, delivery, outcome, limiter)
+                records.append(asyncio.ensure_future(self._recorded(target, delivery, write)))
+        finally:
+            # Shielded: on shutdown the sends made are still recorded.
+            await asyncio.shield(asyncio.gather(*records, return_exceptions=True))
+
+    async def _recorded(self, target: Target, delivery: Delivery, write: Awaitable[None]) -> None:
+        try:
+            await write
+        except Exception:
+            # Sent but not recorded: after the lease the row is claimed and sent again
+            # (harmless for PagerDuty and Zendesk, a repeated message for Slack).
+            log.exception("delivery_not_recorded", target=target, delivery=delivery.id)
+            raise
 
     async def _send(self, target: Target, delivery: Delivery) -> Outcome:
         notifier = self.notifiers[target]
@@ -268,9 +308,11 @@ class Dispatcher:
                 ok=False, retryable=True, error=f"notifier failed ({type(exc).__name__})"
             )
 
-    async def _record(
+    def _judge(
         self, target: Target, delivery: Delivery, outcome: Outcome, limiter: RateLimiter | None
-    ) -> None:
+    ) -> Awaitable[None]:
+        """What an attempt's outcome means — counted, logged, and a 429 slowing the
+        destination down before its next send — and the outbox write that records it."""
         now = self.clock()
         attempt = delivery.attempts + 1
         context = {
@@ -281,24 +323,22 @@ class Dispatcher:
             "status": outcome.status,
         }
         if outcome.ok:
-            await self.outbox.mark_sent(delivery.id, now, outcome.status or 0)
             self.stats.record(target, "sent")
             log.info("delivery_sent", **context)
-            return
+            return self.outbox.mark_sent(delivery.id, now, outcome.status or 0)
         error = outcome.error or "failed"
         if outcome.retryable and attempt < self.config.max_attempts:
             delay = self.retry_delay(outcome, attempt)
             if outcome.status == 429 and limiter is not None:
                 limiter.penalize(delay)
-            await self.outbox.mark_retry(delivery.id, now, now + timedelta(seconds=delay), error)
             self.stats.record(target, "retried")
             log.warning("delivery_retry", error=error, retry_in=round(delay, 3), **context)
-            return
+            return self.outbox.mark_retry(delivery.id, now, now + timedelta(seconds=delay), error)
         if outcome.retryable:
             error = f"gave up after {attempt} attempts: {error}"
-        await self.outbox.mark_dead(delivery.id, now, error)
         self.stats.record(target, "dead")
         log.error("delivery_dead", error=error, **context)
+        return self.outbox.mark_dead(delivery.id, now, error)
 
     def retry_delay(self, outcome: Outcome, attempt: int) -> float:
         """Retry-After when the server gave one; for a 429 without it the full exponential

@@ -14,7 +14,8 @@ body no longer parses after an upgrade, or the database refuses a value) is set 
 
 import asyncio
 import contextlib
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from tensafe_ops.clock import Clock
 from tensafe_ops.log import get_logger
 from webhook.journal import Entry, Journal
 from webhook.metrics import WebhookStats
+from webhook.outbox import Target
 from webhook.payload import Notification, PayloadError, parse_notification
 from webhook.store import IngestResult, WebhookStore
 from webhook.targets import IngestConfig
@@ -44,6 +46,29 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         return f"{type(exc.orig).__name__}: {exc.orig}".splitlines()[0][:500]
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+
+
+class LoopLoad:
+    """How busy this process's event loop is: the share of the last second or so that its
+    thread spent on the CPU (answering, ingesting, dispatching alike). Waiting for the
+    database does not count, so a loaded database or a busy machine does not make the
+    ingester yield: only a loop that has no time left for answering does."""
+
+    def __init__(self, window: float = 1.0) -> None:
+        self.window = window
+        self.samples: deque[tuple[float, float]] = deque()
+
+    def sample(self, now: float, cpu: float) -> None:
+        """`now` (monotonic) and the loop thread's CPU seconds so far (`time.thread_time`)."""
+        self.samples.append((now, cpu))
+        while len(self.samples) > 2 and self.samples[1][0] <= now - self.window:
+            self.samples.popleft()
+
+    def share(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        (t0, cpu0), (t1, cpu1) = self.samples[0], self.samples[-1]
+        return 0.0 if t1 <= t0 else (cpu1 - cpu0) / (t1 - t0)
 
 
 @dataclass(frozen=True)
@@ -65,14 +90,18 @@ class Ingester:
         self.clock = clock
         self.lag = 0.0
         """Seconds the oldest entry of the last batch had waited."""
+        self.backlog = False
+        """The last batch was full: more entries were waiting behind it."""
+        self.load = LoopLoad()
         self.store = store
         self.journal = journal
         self.stats = stats
         self.config = config
         self.receiving = receiving
         """How many notifications are being received right now (the handler counts them)."""
-        self.on_ingested: Callable[[], None] = lambda: None
-        """Called after every batch that wrote something (the dispatcher's wake-up)."""
+        self.on_ingested: Callable[[set[tuple[Target, str]]], None] = lambda _: None
+        """Called as soon as a batch that added outbox rows has committed, with their
+        (target, destination): the dispatcher's wake-up."""
         self.recent: OrderedDict[int, IngestResult] = OrderedDict()
         """What the last ingested entries caused, by journal id (bounded; for logs and tests)."""
         self._lock = asyncio.Lock()
@@ -90,6 +119,7 @@ class Ingester:
             if not entries:
                 return 0
             self.lag = max(0.0, (self.clock() - entries[0].received_at).total_seconds())
+            self.backlog = len(entries) >= limit
             parsed, broken = _parse(entries)
             try:
                 await self._apply(parsed, broken)
@@ -140,6 +170,10 @@ class Ingester:
             parsed = [p for p in parsed if p.entry.id in mine]
             batch = [(p.notification, p.entry.received_at) for p in parsed]
             results = await self.store.apply(conn, batch)
+
+        destinations = {d for result in results for d in result.destinations}
+        if destinations:  # committed: the pages may go before the journal is tidied up
+            self.on_ingested(destinations)
         try:
             await self.journal.forget(handled)
         except Exception as exc:  # applied all the same; `claim` skips them next time
@@ -147,7 +181,6 @@ class Ingester:
         for item, result in zip(parsed, results, strict=True):
             self._count(item, result)
         if parsed:
-            self.on_ingested()
             log.info(
                 "notifications_ingested",
                 notifications=len(parsed),
@@ -175,12 +208,15 @@ class Ingester:
         """Ingest until the journal has nothing pending (tests, shutdown drills)."""
         while await self.ingest_once():
             pass
+        await self.journal.tidy()
 
     async def run(self) -> None:
         backoff = 0.0
+        loop = asyncio.get_running_loop()
         while not self.stopping.is_set():
             self.journal.appended.clear()  # before reading: a later append wakes us again
-            started = asyncio.get_running_loop().time()
+            started = loop.time()
+            self.load.sample(started, time.thread_time())
             try:
                 handled = await self.ingest_once()
                 backoff = 0.0
@@ -191,7 +227,7 @@ class Ingester:
                     await asyncio.wait_for(self.stopping.wait(), backoff)
                 continue
             if handled:
-                await self._yield_to_receivers(asyncio.get_running_loop().time() - started)
+                await self._yield_to_receivers(loop.time() - started)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.journal.appended.wait(), self.config.poll_interval)
@@ -216,14 +252,38 @@ class Ingester:
         self.task = None
 
     async def _yield_to_receivers(self, spent: float) -> None:
-        """While notifications are coming in, answering them comes first: pause so that
-        ingesting takes at most `busy_share` of the time — unless the oldest waiting
-        notification is older than `yield_lag`: then the backlog must not grow further, and
-        ingesting takes what it needs (receiving slows down instead). Idle, no pause."""
-        if self.receiving() and self.lag < self.config.yield_lag and self.config.busy_share < 1:
-            await asyncio.sleep(spent * (1 / self.config.busy_share - 1))
-        else:
-            await asyncio.sleep(0)
+        pause = ingest_pause(
+            spent,
+            backlog=self.backlog,
+            receiving=self.receiving() > 0,
+            lag=self.lag,
+            loop_busy=self.load.share(),
+            config=self.config,
+        )
+        await asyncio.sleep(pause)
+
+
+def ingest_pause(
+    spent: float,
+    *,
+    backlog: bool,
+    receiving: bool,
+    lag: float,
+    loop_busy: float,
+    config: IngestConfig,
+) -> float:
+    """Seconds to pause after a batch that took `spent` seconds. When notifications arrive
+    faster than this process can both answer and ingest them, answering comes first: while
+    some are being received, the batch came back full (a backlog is building) and the event
+    loop is busy more than `busy_above` of the time, ingesting pauses so that it takes at
+    most `busy_share` — unless the oldest waiting notification is older than `yield_lag`:
+    then the backlog must not grow further, and ingesting takes what it needs (receiving
+    slows down instead). Below that load, no pause: the ingester keeps up, and a page is
+    never held back to protect answers that need no protecting."""
+    yielding = backlog and receiving and lag < config.yield_lag and loop_busy > config.busy_above
+    if not yielding or config.busy_share >= 1:
+        return 0.0
+    return spent * (1 / config.busy_share - 1)
 
 
 def _parse(entries: list[Entry]) -> tuple[list[Parsed], list[tuple[Entry, str]]]:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from webhook.intake import RENDER_LATER, render_firing
 from webhook.outbox import AlertView, Delivery, Target
-from webhook.statements import ConflictError, NotFoundError, alert_view, ts
+from webhook.statements import ConflictError, NotFoundError, alert_view, reading, ts
 from webhook.tables import alerts, deliveries
 from webhook.targets import DestinationsConfig
 
@@ -43,6 +43,8 @@ class SqlOutbox:
         # SQLite has one writer at a time; queueing writers here is much faster than letting
         # them poll SQLite's busy lock (one process per SQLite file: replicas need PostgreSQL).
         self._sqlite_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._finishing: list[tuple[int, dict[str, Any], asyncio.Future[None]]] = []
+        self._finisher: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
@@ -158,21 +160,45 @@ class SqlOutbox:
             .distinct()
             .order_by(deliveries.c.destination)
         )
-        async with self.engine.connect() as conn:
+        async with reading(self.engine) as conn:
             return list((await conn.execute(query)).scalars())
 
     async def _finish(self, delivery_id: int, now: datetime, **values: Any) -> None:
-        async with self.writing() as conn:
-            await conn.execute(
-                sa.update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(
-                    attempts=deliveries.c.attempts + 1,
-                    lease_until=None,
-                    updated_at=ts(now),
-                    **values,
-                )
-            )
+        """Record an attempt's outcome. Outcomes recorded at the same time share one
+        transaction (group commit, no timer): one commit, one fsync on SQLite, however
+        many destinations are draining. The write belongs to the commit task: a cancelled
+        caller stops waiting for it, the outcome is still recorded."""
+        values = {
+            "attempts": deliveries.c.attempts + 1,
+            "lease_until": None,
+            "updated_at": ts(now),
+            **values,
+        }
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finishing.append((delivery_id, values, future))
+        if self._finisher is None or self._finisher.done():
+            self._finisher = asyncio.create_task(self._finish_waiting(), name="outbox-finish")
+        await future
+
+    async def _finish_waiting(self) -> None:
+        while self._finishing:
+            batch, self._finishing = self._finishing, []
+            try:
+                async with self.writing() as conn:
+                    for delivery_id, values, _ in batch:
+                        await conn.execute(
+                            sa.update(deliveries)
+                            .where(deliveries.c.id == delivery_id)
+                            .values(**values)
+                        )
+            except Exception as exc:  # every waiter learns; the rows keep their leases
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(None)
 
     async def list_deliveries(self, state: str | None, limit: int) -> list[dict[str, Any]]:
         query = sa.select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)

@@ -32,6 +32,7 @@ from webhook.intake import (
     plan_alert,
     resolved_deliveries,
 )
+from webhook.outbox import Target
 from webhook.outbox_store import SqlOutbox
 from webhook.payload import Alert, Notification
 from webhook.retention import Pruned, prune
@@ -72,6 +73,8 @@ class IngestResult:
     deliveries: int = 0
     breaches: list[str] = field(default_factory=list)
     """Severities of alerts found breached while ingesting (resolved after respond_by)."""
+    destinations: set[tuple[Target, str]] = field(default_factory=set)
+    """(target, destination) of the outbox rows added: the dispatcher is told about these."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ class WebhookStore(SqlOutbox):
         ids = await insert_alerts(conn, rows)
         outbox: list[tuple[int, NewDelivery]] = []
         digest: list[tuple[int, str, datetime]] = []
-        owner: dict[str, int] = {}
+        owner: dict[str, tuple[int, NewDelivery]] = {}
         repeats: list[Received] = []
         for item, plan, row in zip(new_firing, plans, rows, strict=True):
             alert_id = ids.get((row["fingerprint"], row["starts_at_us"]))
@@ -191,10 +194,12 @@ class WebhookStore(SqlOutbox):
             )
             for delivery in firing_deliveries(view, plan):
                 outbox.append((alert_id, delivery))
-                owner[delivery.idempotency_key] = item.index
+                owner[delivery.idempotency_key] = (item.index, delivery)
             digest.extend((alert_id, to, item.now) for to in digest_destinations(plan))
         for key in await enqueue(conn, outbox, max((r.now for r in new_firing), default=None)):
-            results[owner[key]].deliveries += 1
+            index, delivery = owner[key]
+            results[index].deliveries += 1
+            results[index].destinations.add((delivery.target, delivery.destination))
         await add_digest_items(conn, digest)
         return repeats
 
@@ -241,7 +246,11 @@ class WebhookStore(SqlOutbox):
         view = alert_view(row["id"], dict(row), None)
         notified = await notified_targets(conn, row["id"])
         follow_ups = resolved_deliveries(view, notified, self.policy, tell_slack=True)
-        result.deliveries += len(await enqueue(conn, [(row["id"], d) for d in follow_ups], now))
+        added = await enqueue(conn, [(row["id"], d) for d in follow_ups], now)
+        result.deliveries += len(added)
+        result.destinations.update(
+            (d.target, d.destination) for d in follow_ups if d.idempotency_key in added
+        )
 
     # -- acknowledgements -------------------------------------------------------------------
 

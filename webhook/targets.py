@@ -71,9 +71,13 @@ class IngestConfig(Model):
     busy_batch_size: Annotated[int, Field(ge=1, le=1000)] = 4
     """... and while some are: short stretches of CPU between awaits, so answering stays
     fast."""
+    busy_above: Annotated[float, Field(ge=0, le=1)] = 0.75
+    """Ingesting yields to receiving only while the event loop's thread is on the CPU more
+    than this share of the time and a backlog is building; below it, every notification
+    is ingested (and paged) as it arrives."""
     busy_share: Annotated[float, Field(gt=0, le=1)] = 0.1
-    """While notifications are coming in, ingesting pauses so it takes at most this share of
-    the time: answering Alertmanager comes first; the journal holds the rest..."""
+    """While yielding, ingesting pauses so that it takes at most this share of the time:
+    answering Alertmanager comes first; the journal holds the rest..."""
     yield_lag: Seconds = 10.0
     """... as long as the oldest waiting notification is younger than this. Beyond it,
     ingesting no longer pauses, so a sustained overload cannot grow the backlog for ever."""

@@ -5,7 +5,7 @@ at-most-once success, as an operator would observe them (outbox state, messages 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from tests.conftest import FakeClock
 from tests.webhook.memory_outbox import FlakyOutbox, InMemoryOutbox
 from webhook.dispatch import Dispatcher, build_rate_limits, setup_dispatcher
 from webhook.notifiers import Notifier, SlackNotifier
-from webhook.outbox import Delivery, Outcome
+from webhook.outbox import Delivery, Outcome, Target
 from webhook.targets import (
     DestinationsConfig,
     DispatchConfig,
@@ -504,3 +504,78 @@ async def test_shutdown_does_not_hang_on_releasing_leases(
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("dispatch-")]
     # Not released: the rows wait for their lease to run out, as after a crash.
     assert all(outbox.rows[i].leased_until == clock() + timedelta(seconds=60) for i in ids)
+
+
+@dataclass
+class CountingOutbox(InMemoryOutbox):
+    """The in-memory outbox, counting the looks for due destinations and each claim's size."""
+
+    looks: int = 0
+    claims: list[int] = field(default_factory=list)
+
+    async def due_destinations(self, target: Target, now: datetime) -> list[str]:
+        self.looks += 1
+        return await super().due_destinations(target, now)
+
+    async def claim(
+        self,
+        target: Target,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        destination: str | None = None,
+    ) -> list[Delivery]:
+        claimed = await super().claim(target, limit, now, lease_seconds, destination)
+        self.claims.append(len(claimed))
+        return claimed
+
+
+@dataclass
+class GatedNotifier:
+    """Holds the first send until `gate` is set (a slow answer); passes everything through."""
+
+    inner: Notifier
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        if not self.gate.is_set():
+            self.holding.set()
+            await self.gate.wait()
+        return await self.inner.send(delivery)
+
+
+async def test_woken_destinations_are_drained_at_once_and_wake_ups_add_up(
+    make_dispatcher: Callable[..., Dispatcher], slack_server: TestServer, clock: FakeClock
+) -> None:
+    """The ingester names the destinations it added deliveries for: they are drained without
+    a look at the outbox, and deliveries announced while the destination is busy are claimed
+    together once it is free — none waits for the next poll (an hour here)."""
+    outbox = CountingOutbox()
+    gated = GatedNotifier(inner=None)  # type: ignore[arg-type]
+
+    def wrap(inner: Notifier) -> Notifier:
+        gated.inner = inner
+        return gated
+
+    dispatcher = make_dispatcher(
+        outbox, config=CONFIG.model_copy(update={"poll_interval": 3600}), wrap=wrap
+    )
+    dispatcher.start()
+    await asyncio.sleep(0.05)  # the first look (empty outbox); the next one is in an hour
+    first = outbox.add("slack", "team0", message("first"), clock())
+    dispatcher.wake_up.notify([("slack", "team0")])
+    await gated.holding.wait()  # its send hangs...
+    later = [outbox.add("slack", "team0", message(f"later {i}"), clock()) for i in range(4)]
+    for _ in later:  # ...while the ingester announces four more, one by one
+        dispatcher.wake_up.notify([("slack", "team0")])
+        await asyncio.sleep(0.01)
+    gated.gate.set()
+    await outbox.wait_until(lambda: set(outbox.states().values()) == {"sent"})
+    await dispatcher.stop()
+
+    assert outbox.looks == 1
+    assert outbox.claims == [1, 4]  # the four wake-ups became one claim
+    texts = [m["text"] for m in inbox_of(slack_server).for_webhook(WEBHOOKS["team0"])]
+    assert texts == ["first"] + [f"later {i}" for i in range(4)]
+    assert outbox.states() == dict.fromkeys([first, *later], "sent")

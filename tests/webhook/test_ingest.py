@@ -3,6 +3,7 @@ a bad entry is set aside without holding back the others, and replicas never ing
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +19,13 @@ from tests.webhook.am import API, AUTH, am_alert, notification, webhook_app, web
 from webhook import INGESTER_KEY, sweep_once
 from webhook.config import WebhookConfig
 from webhook.handlers import WEBHOOK_KEY
-from webhook.ingest import Ingester
+from webhook.ingest import Ingester, LoopLoad, ingest_pause
 from webhook.intake import Policy
 from webhook.journal import Journal, open_journal
 from webhook.journal_sqlite import SqliteFileJournal
 from webhook.metrics import WebhookStats
 from webhook.store import WebhookStore
-from webhook.tables import alerts, deliveries
+from webhook.tables import alerts, deliveries, journal_applied
 from webhook.targets import IngestConfig
 
 
@@ -267,3 +268,83 @@ async def test_failed_notifications_are_listed_and_retried_through_the_api(
     listed = await (await client.get("/api/v1/notifications/failed", headers=API)).json()
     assert listed["notifications"] == []
     assert (await client.get("/api/v1/notifications/failed")).status == 401
+
+
+async def test_the_dispatcher_hears_where_deliveries_went_as_soon_as_they_commit(
+    one: Replica, clock: FakeClock
+) -> None:
+    """Told right after the ingest commit (before the journal is tidied up), with the
+    destinations of the rows added, so it drains those without reading the outbox."""
+    events: list[object] = []
+    one.ingester.on_ingested = events.append
+    forget = one.journal.forget
+
+    async def forgetting(handled: set[int]) -> None:
+        events.append("forget")
+        await forget(handled)
+
+    one.journal.forget = forgetting  # type: ignore[method-assign]
+    page = body(am_alert("TenSafeAPIDown", instance="api-1"))
+    await one.journal.append(page, clock())
+    await one.journal.append(body(am_alert("HighCPU", "warning", instance="w-1")), clock())
+    await one.ingester.catch_up()
+    woken = {("pagerduty", "default"), ("slack", "incidents"), ("slack", "alerts")}
+    assert events == [woken, "forget"]
+
+    events.clear()
+    await one.journal.append(page, clock())  # a repeat: no new delivery, nobody woken
+    await one.ingester.catch_up()
+    assert events == ["forget"]
+
+
+async def test_sqlite_journal_entries_applied_are_deleted_together_and_hidden_meanwhile(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Deleting applied entries from the journal file (and their records in the state
+    database) is queued, so several ingest batches share those commits; queued entries are
+    no longer pending for anyone."""
+    r = await replica(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}", tmp_path, clock)
+    try:
+        assert isinstance(r.journal, SqliteFileJournal)
+        for i in range(3):
+            await r.journal.append(body(am_alert("HighCPU", "warning", instance=f"w-{i}")), clock())
+        while await r.ingester.ingest_once():  # batches, without waiting for the deletes
+            pass
+        assert await r.journal.pending(10) == []
+        assert (await r.journal.backlog(clock())).pending == 0
+        with sqlite3.connect(r.journal.path) as raw:
+            assert raw.execute("SELECT count(*) FROM notifications").fetchone() == (3,)
+        assert await count(r.engine, journal_applied) == 3  # applied, as a crash would find them
+
+        await r.journal.tidy()
+        with sqlite3.connect(r.journal.path) as raw:
+            assert raw.execute("SELECT count(*) FROM notifications").fetchone() == (0,)
+        assert await count(r.engine, journal_applied) == 0
+        assert await count(r.engine, alerts) == 3
+    finally:
+        await r.journal.close()
+        await r.engine.dispose()
+
+
+def test_ingesting_yields_to_receiving_only_when_the_loop_has_no_time_to_spare() -> None:
+    config = IngestConfig(busy_share=0.1, busy_above=0.75, yield_lag=10)
+    busy = {"backlog": True, "receiving": True, "lag": 1.0, "loop_busy": 0.9, "config": config}
+    assert ingest_pause(0.01, **busy) == pytest.approx(0.09)  # ingesting takes 10% at most
+    # Any of these and it ingests at once: the page is not held back.
+    assert ingest_pause(0.01, **(busy | {"loop_busy": 0.4})) == 0  # the loop keeps up
+    assert ingest_pause(0.01, **(busy | {"backlog": False})) == 0  # nothing waits behind
+    assert ingest_pause(0.01, **(busy | {"receiving": False})) == 0  # nobody to yield to
+    assert ingest_pause(0.01, **(busy | {"lag": 10.0})) == 0  # the backlog is old already
+    never = busy | {"config": IngestConfig(busy_share=1.0)}
+    assert ingest_pause(0.01, **never) == 0
+
+
+def test_loop_load_is_the_share_of_recent_time_the_loop_thread_was_on_the_cpu() -> None:
+    load = LoopLoad(window=1.0)
+    assert load.share() == 0.0
+    load.sample(100.0, 5.0)
+    load.sample(100.5, 5.4)
+    assert load.share() == pytest.approx(0.8)
+    for step in range(1, 21):  # then mostly idle: the busy half second falls out
+        load.sample(100.5 + step * 0.1, 5.4 + step * 0.01)
+    assert load.share() == pytest.approx(0.1, abs=0.02)

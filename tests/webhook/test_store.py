@@ -241,3 +241,28 @@ async def test_claim_by_destination_and_release(store: WebhookStore, clock: Fake
     again = await store.claim("slack", 10, clock(), 60)
     assert [d.id for d in again] == [d.id for d in held[1:]]
     assert await leased_ids(store, clock) == {incident.id, *(d.id for d in held[1:])}
+
+
+async def test_outcomes_recorded_together_share_one_commit(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    """Each commit is an fsync on SQLite (and a round trip on PostgreSQL): outcomes that
+    come in while one is being written are written together, and each caller still learns
+    its own is stored."""
+    many = [am_alert("HighCPU", "warning", instance=f"node-{i}:9100") for i in range(12)]
+    await accept(store, parsed(*many), clock())
+    claimed = await store.claim("slack", 50, clock(), 60)
+    commits: list[object] = []
+
+    def counted(conn: object) -> None:
+        commits.append(conn)
+
+    sa.event.listen(store.engine.sync_engine, "commit", counted)
+    try:
+        await asyncio.gather(*(store.mark_sent(d.id, clock(), 200) for d in claimed))
+    finally:
+        sa.event.remove(store.engine.sync_engine, "commit", counted)
+    assert len(commits) <= 2  # the first alone, the eleven that queued behind it together
+    async with store.engine.connect() as conn:
+        states = (await conn.execute(sa.select(deliveries.c.state, deliveries.c.attempts))).all()
+    assert sorted(states) == [("sent", 1)] * 12
