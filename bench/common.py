@@ -34,6 +34,16 @@ async def fresh_postgres() -> AsyncIterator[str]:
         await admin.close()
 
 
+@contextlib.asynccontextmanager
+async def maybe_postgres(enabled: bool) -> AsyncIterator[str | None]:
+    """`fresh_postgres()` when enabled, else None (`--no-postgres`)."""
+    if not enabled:
+        yield None
+        return
+    async with fresh_postgres() as url:
+        yield url
+
+
 @contextlib.contextmanager
 def sandbox_process(state_dir: Path, *options: str) -> Iterator[dict[str, Any]]:
     """`tensafe-ops sandbox <options>` in its own process, so the simulated upstreams never

@@ -19,15 +19,14 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from bench.common import fresh_postgres, percentile, serve
+from bench.common import maybe_postgres, percentile, serve
 from bench.webhook_load import (
     Sent,
     Server,
@@ -157,15 +156,6 @@ def service_settings(state_dir: Path, db_url: str, events_url: str) -> dict[str,
         {"name": "pages", "matchers": ['severity="critical"'], "targets": ["pagerduty:default"]}
     ]
     return settings
-
-
-@asynccontextmanager
-async def maybe_postgres(enabled: bool) -> AsyncIterator[str | None]:
-    if not enabled:
-        yield None
-        return
-    async with fresh_postgres() as url:
-        yield url
 
 
 async def main() -> None:

@@ -27,14 +27,12 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.common import fresh_postgres, percentile
+from bench.common import maybe_postgres, percentile
 from bench.webhook_load import (
     ALERTS_PER_GROUP,
     ClosedLoop,
@@ -149,7 +147,7 @@ async def closed_loop_phase(
 
 async def accept_benchmark(args: argparse.Namespace, tmp: Path) -> None:
     template = notification_template()
-    async with contextlib_nullable(args.postgres) as pg_url:
+    async with maybe_postgres(args.postgres) as pg_url:
         stores = {"sqlite": f"sqlite+aiosqlite:///{tmp / 'sqlite' / 'state.db'}"}
         if pg_url is not None:
             stores["postgresql"] = pg_url
@@ -175,15 +173,6 @@ async def accept_benchmark(args: argparse.Namespace, tmp: Path) -> None:
                 f"stored {counts['webhook_alerts']} (+ {journaled} still in the journal), "
                 f"outbox rows {counts['webhook_deliveries']}  {verdict}"
             )
-
-
-@asynccontextmanager
-async def contextlib_nullable(enabled: bool) -> AsyncIterator[str | None]:
-    if not enabled:
-        yield None
-        return
-    async with fresh_postgres() as url:
-        yield url
 
 
 async def main() -> None:
