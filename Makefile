@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean system-deps lock chart-files
+.PHONY: demo test lint bench clean system-deps lock chart-files dashboard
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,10 @@ demo: $(STAMP)
 	$(BIN)/tensafe-ops serve --demo --state-dir .tensafe-ops/demo
 
 test: $(STAMP) system-deps
-	$(BIN)/ruff check tensafe_ops exporter webhook tests bench
-	$(BIN)/ruff format --check tensafe_ops exporter webhook tests bench
+	$(BIN)/ruff check tensafe_ops exporter webhook tests bench deploy
+	$(BIN)/ruff format --check tensafe_ops exporter webhook tests bench deploy
 	$(BIN)/mypy
+	$(BIN)/mypy deploy/grafana/dashboard.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 system-deps:
@@ -46,8 +47,15 @@ chart-files:
 	touch $(CHART)/files/rules/.keep $(CHART)/files/dashboards/.keep
 
 lint: $(STAMP)
-	$(BIN)/ruff check --fix tensafe_ops exporter webhook tests bench
-	$(BIN)/ruff format tensafe_ops exporter webhook tests bench
+	$(BIN)/ruff check --fix tensafe_ops exporter webhook tests bench deploy
+	$(BIN)/ruff format tensafe_ops exporter webhook tests bench deploy
+
+# The Grafana dashboard is generated (a test fails when the committed JSON differs), then copied
+# into the chart.
+dashboard: $(STAMP)
+	$(BIN)/python deploy/grafana/dashboard.py > deploy/grafana/tensafe-ops.json.new
+	mv deploy/grafana/tensafe-ops.json.new deploy/grafana/tensafe-ops.json
+	$(MAKE) chart-files
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.scrape

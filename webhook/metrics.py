@@ -16,13 +16,15 @@ from prometheus_client.core import (
 )
 from prometheus_client.metrics_core import Metric
 
-from webhook.dispatch import DeliveryStats
+from webhook.dispatch import DeliveryOutcome, DeliveryStats
 from webhook.journal import Backlog
+from webhook.outbox import Target
 from webhook.routing import SEVERITIES
 from webhook.sla import ACK_BUCKETS
 from webhook.store import Gauges
 
-TARGETS = ("pagerduty", "slack", "zendesk")
+TARGETS: tuple[Target, ...] = ("pagerduty", "slack", "zendesk")
+DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = ("sent", "retried", "dead")
 CACHED = " Read from the store every sweep interval."
 
 
@@ -139,8 +141,11 @@ class WebhookCollector:
             "Outbound delivery attempts by target and outcome (sent, retried, dead).",
             ["target", "outcome"],
         )
-        for (target, result), n in sorted(self.delivery_stats.deliveries.items()):
-            delivered.add_metric([target, result], n)
+        # Every series from the start, so rate() sees the first delivery of each kind.
+        deliveries = self.delivery_stats.deliveries
+        for target in TARGETS:
+            for result in DELIVERY_OUTCOMES:
+                delivered.add_metric([target, result], deliveries[(target, result)])
         yield delivered
         rejected = _counter(
             "tensafe_webhook_rejected_requests",
