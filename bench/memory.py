@@ -74,13 +74,16 @@ async def wait_until_up(port: int, limit: float) -> float:
             except aiohttp.ClientError:
                 await asyncio.sleep(1)
                 continue
+            families = list(text_string_to_metric_families(text))
             up = {
                 s.labels["source"]: s.value
-                for f in text_string_to_metric_families(text)
+                for f in families
                 if f.name == "tensafe_exporter_source_up"
                 for s in f.samples
             }
-            if all(up.get(name) == 1 for name in SOURCES):
+            # health is up while it waits for the others' first syncs; it scores after them
+            scored = any(f.name == "tensafe_health_customers" for f in families)
+            if all(up.get(name) == 1 for name in SOURCES) and scored:
                 return time.monotonic() - began
             await asyncio.sleep(2)
     raise RuntimeError(f"sources not up after {limit}s")

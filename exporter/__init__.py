@@ -50,7 +50,9 @@ def build_sources(cfg: ExporterConfig, context: SourceContext) -> list[Scheduled
     if cfg.usage.enabled:
         sources.append(ScheduledSource(usage_source.create(cfg.usage, context), cfg.usage))
     if cfg.health.enabled:
-        sources.append(ScheduledSource(health_source.create(cfg.health, context), cfg.health))
+        enabled = [s.source.name for s in sources]  # health waits for each one's first sync
+        health = health_source.create(cfg.health, context, enabled)
+        sources.append(ScheduledSource(health, cfg.health))
     return sources
 
 

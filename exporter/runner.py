@@ -44,6 +44,8 @@ class Runner:
         self.snapshots: dict[str, Snapshot] = {}
         self.exposition = Exposition()
         self._swap_lock = asyncio.Lock()
+        self.refresh_again_in: dict[str, float] = {}
+        """Per source, the sooner next refresh its last result asked for."""
 
     # FactsView
     def facts(self, source: str) -> Mapping[str, Any] | None:
@@ -113,6 +115,10 @@ class Runner:
             )
             return False
         await self._swap(snapshot)
+        if result.refresh_again_in is None:
+            self.refresh_again_in.pop(source.name, None)
+        else:
+            self.refresh_again_in[source.name] = result.refresh_again_in
         status.up = True
         status.last_success = snapshot.taken_at
         status.last_duration = time.monotonic() - started
@@ -131,7 +137,9 @@ class Runner:
             interval = scheduled.config.interval
             if ok:
                 failures = 0
-                delay = interval * random.uniform(0.95, 1.05)
+                delay = self.refresh_again_in.get(
+                    scheduled.source.name, interval * random.uniform(0.95, 1.05)
+                )
             else:
                 failures += 1
                 delay = min(interval, 5.0 + backoff_delay(failures, base=5.0, cap=interval))

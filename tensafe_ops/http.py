@@ -22,7 +22,6 @@ ErrorKind = Literal[
     "malformed",
     "auth",
     "client_error",
-    "missing_input",  # a derived source (health) lacks another source's facts
 ]
 
 

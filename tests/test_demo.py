@@ -30,13 +30,21 @@ async def scrape_until_up(client: TestClient, limit: float = 60.0) -> str:  # ty
     deadline = asyncio.get_running_loop().time() + limit
     while True:
         text = await (await client.get("/metrics")).text()
+        families = list(text_string_to_metric_families(text))
         up = {
             s.labels["source"]: s.value
-            for f in text_string_to_metric_families(text)
+            for f in families
             if f.name == "tensafe_exporter_source_up"
             for s in f.samples
         }
-        if all(up.get(name) == 1 for name in SOURCES):
+        # health is up while it waits for its inputs' first syncs; it scores once all are in
+        inputs = [
+            s.value
+            for f in families
+            if f.name == "tensafe_health_inputs_available"
+            for s in f.samples
+        ]
+        if all(up.get(name) == 1 for name in SOURCES) and inputs and all(inputs):
             return text
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"sources not all up after {limit}s: {up}")

@@ -22,6 +22,9 @@ class SourceResult:
     families: Sequence[Metric]
     facts: Mapping[str, Any] = field(default_factory=dict)
     """Per-account facts keyed by product account id (JSON-able), for the health join."""
+    refresh_again_in: float | None = None
+    """Seconds until the next refresh when sooner than the interval (e.g. health waiting for
+    its inputs' first sync); None: the source's interval."""
 
 
 @dataclass(frozen=True)

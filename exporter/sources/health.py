@@ -1,13 +1,17 @@
 """Customer health: joins the other sources' per-account facts and scores every account.
 
-It calls no upstream. It needs Stripe and usage facts (without them nearly every score
-would be a meaningless 100), so until both sources have a snapshot a refresh fails with
-kind `missing_input` and health stays down. Zendesk facts are optional; which inputs were
-present is exported as `tensafe_health_inputs_available{source}`.
+It calls no upstream. The first computation waits until every enabled input source
+(zendesk, stripe, usage) has completed one sync, i.e. has facts — from this run, or persisted
+by the last one and restored at startup. Stripe and usage are needed in any case (without them
+nearly every score would be a meaningless 100). While it waits, a refresh exports only
+`tensafe_health_inputs_available{source}` (0 for what is missing) and no score, band or signal,
+and checks again every `WAIT_RECHECK` seconds instead of its interval. A score is never built
+on missing inputs: today Zendesk's first sync takes longer than Stripe's, and scores made in
+between would show no ticket signal for anyone.
 """
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +22,14 @@ from exporter.config import HealthConfig
 from exporter.health import BANDS, SIGNALS, Health, score_accounts
 from exporter.snapshot import CACHED_NOTE
 from exporter.sources.base import SourceContext, SourceResult, off_loop
-from tensafe_ops.http import UpstreamError
+from tensafe_ops.log import get_logger
+
+log = get_logger("tensafe_ops.exporter.health")
 
 INPUTS = ("zendesk", "stripe", "usage")
 REQUIRED_INPUTS = ("stripe", "usage")
+WAIT_RECHECK = 2.0
+"""Seconds between looks for the missing inputs while health waits for them."""
 
 
 def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
@@ -30,6 +38,18 @@ def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricF
 
 def _is_enterprise(stripe: Mapping[str, Any] | None) -> bool:
     return bool(stripe and stripe.get("enterprise"))
+
+
+def availability(inputs: Mapping[str, Mapping[str, Any] | None]) -> GaugeMetricFamily:
+    available = _gauge(
+        "tensafe_health_inputs_available",
+        "1 if the source's per-account facts are part of the health join; health computes "
+        "nothing until every enabled input has them.",
+        ["source"],
+    )
+    for source in INPUTS:
+        available.add_metric([source], 0.0 if inputs.get(source) is None else 1.0)
+    return available
 
 
 def health_families(
@@ -41,13 +61,7 @@ def health_families(
     stripe = inputs.get("stripe") or {}
     usage = inputs.get("usage") or {}
 
-    available = _gauge(
-        "tensafe_health_inputs_available",
-        "1 if the source's per-account facts were part of the health join.",
-        ["source"],
-    )
-    for source in INPUTS:
-        available.add_metric([source], 0.0 if inputs.get(source) is None else 1.0)
+    available = availability(inputs)
 
     bands = Counter(h.band for h in scores.values())
     by_band = _gauge("tensafe_health_customers", "Customers per health band.", ["band"])
@@ -123,17 +137,20 @@ def health_result(
 class HealthSource:
     name = "health"
 
-    def __init__(self, cfg: HealthConfig, context: SourceContext) -> None:
+    def __init__(
+        self, cfg: HealthConfig, context: SourceContext, enabled_inputs: Sequence[str] = INPUTS
+    ) -> None:
         self.cfg = cfg
         self.context = context
+        self.awaited = tuple(sorted(set(enabled_inputs) & set(INPUTS) | set(REQUIRED_INPUTS)))
+        """The inputs a computation needs: the enabled ones, and stripe and usage always."""
 
     async def refresh(self, now: datetime) -> SourceResult:
         inputs = {source: self.context.facts.facts(source) for source in INPUTS}
-        missing = [source for source in REQUIRED_INPUTS if inputs[source] is None]
+        missing = [source for source in self.awaited if inputs[source] is None]
         if missing:
-            raise UpstreamError(
-                "missing_input", f"no facts yet from {', '.join(missing)}; health waits for them"
-            )
+            log.info("health_waiting_for_inputs", missing=missing)
+            return SourceResult([availability(inputs)], refresh_again_in=WAIT_RECHECK)
         # Scoring 20,000 accounts takes ~0.2 s of CPU: in a worker thread. The inputs are the
         # other sources' snapshot facts, which are never changed once built (a refresh builds
         # new ones and the runner swaps whole snapshots), so the thread reads them safely.
@@ -143,5 +160,7 @@ class HealthSource:
         return None
 
 
-def create(cfg: HealthConfig, context: SourceContext) -> HealthSource:
-    return HealthSource(cfg, context)
+def create(
+    cfg: HealthConfig, context: SourceContext, enabled_inputs: Sequence[str] = INPUTS
+) -> HealthSource:
+    return HealthSource(cfg, context, enabled_inputs)

@@ -9,13 +9,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from exporter.config import HealthConfig, UsageConfig
+from exporter import build_sources
+from exporter.config import ExporterConfig, HealthConfig, UsageConfig
 from exporter.runner import Runner
 from exporter.snapshot import render
 from exporter.sources import health, usage
 from exporter.sources.base import ScheduledSource, SourceContext, SourceResult
 from exporter.stats import UpstreamStats
-from tensafe_ops.http import UpstreamError
 from tensafe_ops.sandbox.usage_world import write_database
 from tensafe_ops.sandbox.world import World
 from tensafe_ops.storage import StateStore, create_engine, migrate
@@ -72,10 +72,15 @@ def samples(result: SourceResult) -> Samples:
 
 
 async def refresh_with(
-    facts: DictFacts, state: StateStore, clock: FakeClock, cfg: HealthConfig | None = None
+    facts: DictFacts,
+    state: StateStore,
+    clock: FakeClock,
+    cfg: HealthConfig | None = None,
+    enabled: tuple[str, ...] = ("stripe", "usage"),
 ) -> SourceResult:
+    """One refresh of a health source whose enabled inputs are `enabled` (Zendesk off)."""
     context = SourceContext(state, UpstreamStats(), clock, facts)
-    return await health.create(cfg or HealthConfig(), context).refresh(NOW)
+    return await health.create(cfg or HealthConfig(), context, enabled).refresh(NOW)
 
 
 async def test_bands_signals_and_at_risk_mrr(state: StateStore, clock: FakeClock) -> None:
@@ -155,7 +160,9 @@ async def test_per_customer_scores_keep_the_lowest_up_to_the_cap(
     assert got[("tensafe_health_score_omitted_customers", ())] == 2
 
 
-async def test_zendesk_is_optional_and_reported(state: StateStore, clock: FakeClock) -> None:
+async def test_a_disabled_zendesk_is_not_waited_for_and_reported(
+    state: StateStore, clock: FakeClock
+) -> None:
     facts = DictFacts(usage={"acct_1": usage_fact(1)}, stripe={"acct_1": stripe_fact(10)})
     got = samples(await refresh_with(facts, state, clock))
     assert got[("tensafe_health_inputs_available", (("source", "zendesk"),))] == 0
@@ -163,15 +170,46 @@ async def test_zendesk_is_optional_and_reported(state: StateStore, clock: FakeCl
     assert got[("tensafe_health_customers", (("band", "healthy"),))] == 1
 
 
-@pytest.mark.parametrize("present", [{}, {"usage"}, {"stripe", "zendesk"}])
-async def test_fails_until_stripe_and_usage_facts_exist(
-    state: StateStore, clock: FakeClock, present: set[str]
+@pytest.mark.parametrize(
+    ("enabled", "present"),
+    [
+        (health.INPUTS, {}),
+        (health.INPUTS, {"usage"}),
+        (health.INPUTS, {"stripe", "usage"}),  # Zendesk's first sync has not finished yet
+        (health.INPUTS, {"stripe", "zendesk"}),
+        (("zendesk",), {"zendesk", "usage"}),  # stripe and usage are needed in any case
+    ],
+)
+async def test_waits_for_every_enabled_input_and_says_so(
+    state: StateStore, clock: FakeClock, enabled: tuple[str, ...], present: set[str]
 ) -> None:
-    facts = DictFacts(**{source: {} for source in present})
-    with pytest.raises(UpstreamError) as failure:
-        await refresh_with(facts, state, clock)
-    assert failure.value.kind == "missing_input"
-    assert "usage" in str(failure.value) or "stripe" in str(failure.value)
+    ticket_fact = {"tickets_14d": 9, "tickets_prev_14d": 1, "open_breaching": 2, "open": 3}
+    by_source = {"zendesk": ticket_fact, "stripe": stripe_fact(10), "usage": usage_fact(1)}
+    facts = DictFacts(**{s: {"acct_1": by_source[s]} for s in present})
+    result = await refresh_with(facts, state, clock, enabled=enabled)
+    got = samples(result)
+    assert {name for name, _ in got} == {"tensafe_health_inputs_available"}  # no score at all
+    for source in health.INPUTS:
+        labels = (("source", source),)
+        assert got[("tensafe_health_inputs_available", labels)] == (source in present)
+    assert result.facts == {} and result.refresh_again_in == health.WAIT_RECHECK
+
+
+async def test_scores_once_every_enabled_input_has_synced(
+    state: StateStore, clock: FakeClock
+) -> None:
+    ticket_fact = {"tickets_14d": 9, "tickets_prev_14d": 1, "open_breaching": 2, "open": 3}
+    facts = DictFacts(
+        usage={"acct_1": usage_fact(1)},
+        stripe={"acct_1": stripe_fact(10)},
+        zendesk={"acct_1": ticket_fact},
+    )
+    result = await refresh_with(facts, state, clock, enabled=health.INPUTS)
+    assert result.refresh_again_in is None
+    assert {p["signal"] for p in result.facts["acct_1"]["signals"]} == {
+        "tickets_rising",
+        "ticket_breaching_sla",
+    }  # the ticket signals a score built before Zendesk's first sync would lack
 
 
 class StripeFacts:
@@ -228,11 +266,14 @@ async def test_scores_real_usage_snapshots_and_survives_a_restart(
     scheduled = [
         ScheduledSource(StripeFacts({"acct_2": stripe_fact(8000)}), usage_cfg),
         ScheduledSource(usage.create(usage_cfg, context), usage_cfg),
-        ScheduledSource(health.create(health_cfg, context), health_cfg),
+        ScheduledSource(health.create(health_cfg, context, ["stripe", "usage"]), health_cfg),
     ]
     runner.sources = scheduled
-    assert not await runner.refresh_once(scheduled[2])  # no inputs yet: health is down
-    assert stats.errors[("health", "refresh_missing_input")] == 1
+    assert await runner.refresh_once(scheduled[2])  # no inputs yet: health waits and says so
+    waiting = samples_of(runner.current().text)
+    assert waiting[("tensafe_health_inputs_available", (("source", "usage"),))] == 0
+    assert not [k for k in waiting if k[0] == "tensafe_health_score"]
+    assert runner.refresh_again_in["health"] == health.WAIT_RECHECK  # looks again soon
     for source in scheduled:
         assert await runner.refresh_once(source)
     got = samples_of(runner.current().text)
@@ -256,7 +297,9 @@ async def test_scores_real_usage_snapshots_and_survives_a_restart(
     restarted = Runner([], state, UpstreamStats(), clock)
     restarted_context = SourceContext(state, restarted.stats, clock, restarted)
     restarted.sources = [
-        ScheduledSource(health.create(health_cfg, restarted_context), health_cfg),
+        ScheduledSource(
+            health.create(health_cfg, restarted_context, ["stripe", "usage"]), health_cfg
+        ),
         ScheduledSource(StripeFacts({}), usage_cfg),
         ScheduledSource(usage.create(usage_cfg, restarted_context), usage_cfg),
     ]
@@ -264,3 +307,21 @@ async def test_scores_real_usage_snapshots_and_survives_a_restart(
     clock.advance(minutes=5)
     assert await restarted.refresh_once(restarted.sources[0])
     assert restarted.facts("health") == runner.facts("health")
+    assert "health" not in restarted.refresh_again_in
+
+
+async def test_the_exporter_makes_health_wait_for_its_enabled_inputs(
+    state: StateStore, clock: FakeClock
+) -> None:
+    context = SourceContext(state, UpstreamStats(), clock, DictFacts())
+    off = {"enabled": False}
+    every = build_sources(ExporterConfig(pagerduty=off, usage=off, stripe=off), context)
+    assert [s.source.name for s in every] == ["zendesk", "health"]
+    waiting = every[-1].source
+    assert isinstance(waiting, health.HealthSource)
+    assert waiting.awaited == ("stripe", "usage", "zendesk")
+    no_zendesk = build_sources(ExporterConfig(zendesk=off, pagerduty=off, usage=off), context)
+    waiting = no_zendesk[-1].source
+    assert isinstance(waiting, health.HealthSource) and waiting.awaited == ("stripe", "usage")
+    for scheduled in every + no_zendesk:
+        await scheduled.source.aclose()

@@ -1,5 +1,7 @@
 """The runner keeps last good values on failure, drops vanished series and restores on restart."""
 
+import asyncio
+import contextlib
 import gzip
 from datetime import datetime
 
@@ -139,4 +141,42 @@ async def test_families_shared_by_sources_are_merged_once(
     restarted = Runner(scheduled, StateStore(engine), UpstreamStats(), clock)
     await restarted.restore()
     assert restarted.current().text == runner.current().text
+    await engine.dispose()
+
+
+class WaitingSource:
+    """Asks to be refreshed again soon until its third refresh (as health waiting for inputs)."""
+
+    name = "health"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def refresh(self, now: datetime) -> SourceResult:
+        self.calls += 1
+        return SourceResult([], refresh_again_in=None if self.calls >= 3 else 0.01)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_source_asking_to_look_again_soon_is_not_left_for_its_interval(
+    state_db_url: str, clock: FakeClock
+) -> None:
+    engine = create_engine(state_db_url)
+    await migrate(engine)
+    source = WaitingSource()
+    scheduled = ScheduledSource(source, SourceConfig(interval=3600))
+    runner = Runner([scheduled], StateStore(engine), UpstreamStats(), clock)
+    task = asyncio.create_task(runner.run_forever(scheduled))
+    for _ in range(200):
+        if source.calls >= 3:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert source.calls == 3  # twice soon, then back to its hour
+    assert "health" not in runner.refresh_again_in
     await engine.dispose()
