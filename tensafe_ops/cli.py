@@ -149,13 +149,12 @@ def sandbox(
 async def _sandbox(
     world: "World", usage_url: str, tick: float, scenario: "Scenario | None"
 ) -> None:
-    from tensafe_ops.sandbox.server import DEMO_CREDENTIALS, start_world
+    from tensafe_ops.sandbox.server import start_world
 
     running = await start_world(
         world, usage_db_url=usage_url, tick_every=tick or None, scenario=scenario
     )
-    info = {"urls": running.urls, "usage_db_url": usage_url, "credentials": DEMO_CREDENTIALS}
-    click.echo(json.dumps(info))
+    click.echo(json.dumps(running.describe()))
     sys.stdout.flush()
     try:
         await _wait_for_signal()
@@ -175,6 +174,12 @@ def _build_world(
             raise click.ClickException(f"cannot load world file {world_file}: {exc}") from None
     size = sandbox_world.BENCH_SIZE if bench_size else sandbox_world.WorldSize().scaled(scale)
     return sandbox_world.generate(seed, size)
+
+
+def _base_url(host: str, port: int) -> str:
+    """How to reach a server listening on `host`: a wildcard address is reached on loopback."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else host  # noqa: S104
+    return f"http://{shown}:{port}"
 
 
 async def _wait_for_signal() -> None:
@@ -283,9 +288,24 @@ async def _serve(settings: "Settings", world: "World | None", scenario: "Scenari
     freeze_startup_objects()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     await site.start()
-    base = f"http://{settings.server.host}:{settings.server.port}"
+    base = _base_url(settings.server.host, runner.addresses[0][1])
     click.echo(f"tensafe-ops {__version__} ({settings.server.role}) listening on {base}")
-    click.echo(f"  metrics: {base}/metrics\n  health:  {base}/healthz  {base}/readyz")
+    if running is None:
+        click.echo(f"  metrics: {base}/metrics\n  health:  {base}/healthz  {base}/readyz")
+    else:
+        from datetime import UTC, datetime
+
+        from tensafe_ops.sandbox.banner import startup_block
+
+        block = startup_block(
+            base,
+            running.urls,
+            usage_db_url=running.usage_db_url,
+            webhook=settings.runs_webhook(),
+            now=datetime.now(UTC).replace(microsecond=0),
+        )
+        click.echo(block, nl=False)
+    sys.stdout.flush()
     try:
         await _wait_for_signal()
     finally:

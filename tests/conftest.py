@@ -51,9 +51,12 @@ async def assert_promtool_accepts_metrics(exposition: bytes) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that needs PostgreSQL carries the `postgres` marker (`-m "not postgres"`)."""
+    """Every test that needs PostgreSQL carries the `postgres` marker (`-m "not postgres"`):
+    those using `pg_url`, and those parametrised `postgresql` (which ask for it at run time)."""
     for item in items:
-        if "pg_url" in getattr(item, "fixturenames", ()):
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "pg_url" in getattr(item, "fixturenames", ()) or "postgresql" in params:
             item.add_marker(pytest.mark.postgres)
 
 

@@ -1,19 +1,28 @@
 """End to end: the service on the simulated world, as `tensafe-ops serve --demo` runs it."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tensafe_ops.app import make_app
 from tensafe_ops.sandbox import world as sandbox_world
-from tensafe_ops.sandbox.server import RunningWorld, start_world
+from tensafe_ops.sandbox.banner import sample_alert
+from tensafe_ops.sandbox.server import DEMO_CREDENTIALS, RunningWorld, start_world
 from tensafe_ops.settings import parse_settings
-from tests.conftest import assert_promtool_accepts_metrics
+from tests.conftest import assert_promtool_accepts_metrics, require_binary
 from tests.contracts import alertmanager_examples
+from tests.webhook.am import load
 
 SOURCES = ("zendesk", "pagerduty", "stripe", "usage", "health")
 
@@ -90,3 +99,175 @@ async def test_demo_serves_every_source_up_and_promtool_clean(
     assert demo_world.slack.messages, "the critical alert never reached the Slack fake"
     alerts = await (await client.get("/api/v1/alerts")).json()
     assert any(a["severity"] == "critical" for a in alerts["alerts"])
+
+
+def total(text: str, family: str) -> float:
+    """The sum of a family's samples in an exposition (0 if absent)."""
+    return sum(
+        sample.value
+        for metrics in text_string_to_metric_families(text)
+        if metrics.name == family
+        for sample in metrics.samples
+    )
+
+
+async def wait_for(check: Any, what: str, limit: float = 30.0) -> Any:
+    """Poll the coroutine function `check` until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while not (result := await check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what}: not within {limit}s")
+        await asyncio.sleep(0.2)
+    return result
+
+
+async def test_pages_and_tickets_it_sends_come_back_through_the_sources_it_reads(
+    aiohttp_client, demo_world: RunningWorld, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """One world: the page is an incident the PagerDuty source counts, the Zendesk task a
+    ticket of the export the Zendesk source reads (the world does not tick here)."""
+    fast = {"interval": 0.5}
+    settings = parse_settings(
+        {
+            "server": {"state_dir": str(tmp_path / "state")},
+            "exporter": {name: fast for name in SOURCES},
+        }
+    )
+    client = await aiohttp_client(make_app(demo_world.configure(settings)))
+    before = await scrape_until_up(client)
+    incidents = total(before, "tensafe_pagerduty_open_incidents")
+    tickets = total(before, "tensafe_zendesk_open_tickets")
+
+    page = sample_alert(datetime.now(UTC))
+    for body in (page, load("new_customer_info.json")):  # critical: page; info: Zendesk task
+        response = await client.post("/api/v1/alerts", json=body)
+        assert response.status == 200, await response.text()
+
+    async def counted() -> str | None:
+        text = await (await client.get("/metrics")).text()
+        done = total(text, "tensafe_pagerduty_open_incidents") == incidents + 1
+        return text if done and total(text, "tensafe_zendesk_open_tickets") == tickets + 1 else None
+
+    await wait_for(counted, "the page and the ticket counted on /metrics")
+    async with aiohttp.ClientSession() as session:
+        events = f"{demo_world.urls['pagerduty_events']}/_sandbox/received"
+        async with session.get(events, params={"method": "POST"}) as answer:
+            [trigger] = (await answer.json())["received"]
+        zendesk = f"{demo_world.urls['zendesk']}/_sandbox/received"
+        async with session.get(zendesk, params={"method": "POST"}) as answer:
+            [ticket] = (await answer.json())["received"]
+    assert trigger["status"] == 202 and trigger["body"]["event_action"] == "trigger"
+    assert ticket["status"] == 201 and ticket["path"] == "/api/v2/tickets"
+    [incident] = [
+        i
+        for i in demo_world.world.pagerduty["incidents"]
+        if i["incident_key"] == trigger["body"]["dedup_key"]
+    ]
+    assert incident["status"] == "triggered" and incident["urgency"] == "high"
+    [task] = [t for t in demo_world.world.zendesk["tickets"] if "alertmanager" in t["tags"]]
+    assert task["subject"] == ticket["body"]["ticket"]["subject"]
+
+
+# --- `tensafe-ops serve --demo` as a user runs it -----------------------------------------
+
+BIN = Path(sys.executable).parent / "tensafe-ops"
+
+
+@pytest.fixture
+def demo_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """The demo on a world without PagerDuty incidents (so every open incident is a page),
+    the PagerDuty source refreshing every second; yields it and its start-up output."""
+    world = sandbox_world.generate(
+        seed=3, size=sandbox_world.WorldSize(accounts=20, tickets=40, subscriptions=10, incidents=0)
+    )
+    world_file = tmp_path / "world.json"
+    world_file.write_text(json.dumps(world.to_json()))
+    config = tmp_path / "config.yaml"
+    config.write_text("exporter:\n  pagerduty:\n    interval: 1\n")
+    process = subprocess.Popen(
+        [
+            *(str(BIN), "serve", "--demo", "--world", str(world_file), "--config", str(config)),
+            *("--port", "0", "--state-dir", str(tmp_path / "state")),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # the block ends with the scrape config's last line
+            lines.append(line.rstrip("\n"))
+            if "static_configs" in line:
+                break
+        yield process, lines
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def field(lines: list[str], label: str) -> str:
+    """The first URL on the block's line for `label`."""
+    [line] = [entry for entry in lines if entry.strip().startswith(label)]
+    found = re.search(r"https?://\S+", line)
+    assert found, line
+    return found.group(0)
+
+
+async def test_demo_prints_how_to_use_it_and_its_curl_pages_pagerduty(
+    demo_process: tuple[subprocess.Popen[str], list[str]],
+) -> None:
+    _, lines = demo_process
+    text = "\n".join(lines)
+    assert "Demo mode" in text, text
+    metrics = field(lines, "Metrics")
+    base = metrics.removesuffix("/metrics")
+    assert field(lines, "Webhook") == f"{base}/api/v1/alerts"
+    assert "no auth in the demo" in text
+    assert f"{base}/api/v1/deliveries" in text
+    upstreams = ("Zendesk", "Stripe", "PagerDuty REST", "PagerDuty Events", "Slack", "TenSafe API")
+    for label in upstreams:
+        assert field(lines, label).startswith("http://127.0.0.1:"), label
+    assert DEMO_CREDENTIALS["pagerduty"]["token"] in text
+    assert "scrape_configs:" in text and f'targets: ["{base.removeprefix("http://")}"]' in text
+    [curl] = [line.strip() for line in lines if line.strip().startswith("curl ")]
+    events = field(lines, "PagerDuty Events").removesuffix("/v2/enqueue")
+
+    async with aiohttp.ClientSession() as session:
+
+        async def scrape() -> str:
+            async with session.get(metrics) as answer:
+                return await answer.text()
+
+        async def pagerduty_up() -> str | None:
+            text = await scrape()
+            return text if 'tensafe_exporter_source_up{source="pagerduty"} 1.0' in text else None
+
+        assert total(await wait_for(pagerduty_up, "PagerDuty source up"), OPEN) == 0
+        since = datetime.now(UTC).isoformat()
+        shell = await asyncio.create_subprocess_exec(  # the command exactly as printed
+            "sh",
+            "-c",
+            curl.replace("curl ", f"{require_binary('curl')} ", 1),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(shell.communicate(), 30)
+        assert shell.returncode == 0 and json.loads(out)["status"] == "accepted", out
+
+        async def paged() -> list[dict[str, Any]]:
+            url = f"{events}/_sandbox/received"
+            async with session.get(url, params={"since": since, "method": "POST"}) as answer:
+                received: list[dict[str, Any]] = (await answer.json())["received"]
+                return received
+
+        [trigger] = await wait_for(paged, "the page at the fake PagerDuty")
+        assert trigger["status"] == 202 and trigger["body"]["event_action"] == "trigger"
+        assert trigger["body"]["payload"]["severity"] == "critical"
+
+        async def counted() -> bool:
+            return total(await scrape(), OPEN) == 1
+
+        await wait_for(counted, "the page as an open incident on /metrics")
+
+
+OPEN = "tensafe_pagerduty_open_incidents"

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from tensafe_ops.sandbox.faults import Faults, fault_middleware
 from tensafe_ops.sandbox.pagerduty_world import parse
+from tensafe_ops.sandbox.received import inspectable
 from tensafe_ops.sandbox.world import World
 
 OFFSET_CAP = 10_000
@@ -222,6 +223,7 @@ def make_app(
 
     api = _FakeRestApi(world, offset_cap)
     app = web.Application(middlewares=[fault_middleware(faults, injected_error), auth_and_errors])
+    inspectable(app)
     app.router.add_get("/incidents", api.list_incidents)
     app.router.add_get("/oncalls", api.list_oncalls)
     app.router.add_get("/services", api.list_services)

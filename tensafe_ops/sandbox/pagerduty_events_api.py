@@ -2,22 +2,33 @@
 
 It validates events as events.pagerduty.com does (routing key, `event_action`, payload
 `summary` <= 1024 chars, `source`, `severity`), answers 202 / 400 / 429 in the API's own
-bodies, throttles at 120 events per minute per routing key, and keeps what was paged in an
-inspectable `EventsState` (`app[EVENTS_STATE_KEY]`), one `Alert` per dedup key, so tests
-assert what an operator would have seen in PagerDuty.
+bodies and throttles at 120 events per minute per routing key.
+
+Events act on the PagerDuty world the REST fake serves (one world): each routing key is the
+Events API v2 integration of a service in `world.pagerduty` (`add_events_service`). A
+trigger whose dedup key has no open alert opens a new incident on that service
+(`incident_key` = the dedup key, urgency by the service's rule); a trigger for an open one
+is deduplicated into it; acknowledge and resolve act on the open incident and are ignored
+when there is none (also when a responder resolved it meanwhile); a trigger after the
+resolve opens a new incident. `EventsState` (`app[EVENTS_STATE_KEY]`) keeps one `Alert`
+per dedup key, so tests assert what an operator would have seen in PagerDuty.
 """
 
 import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
 
+from tensafe_ops.sandbox import pagerduty_world
 from tensafe_ops.sandbox.faults import Faults, fault_middleware
+from tensafe_ops.sandbox.received import inspectable
+from tensafe_ops.sandbox.world import World
 
 RATE_LIMIT_PER_MINUTE = 120
 MAX_SUMMARY = 1024
@@ -34,7 +45,8 @@ class Alert:
 
     routing_key: str
     dedup_key: str
-    status: AlertStatus
+    incident: dict[str, Any]
+    """The world's incident this alert opened most recently (the REST API serves it)."""
     summary: str
     severity: str
     triggers: int = 0
@@ -43,14 +55,26 @@ class Alert:
     """How many times the alert went from resolved (or absent) to triggered."""
     events: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def status(self) -> AlertStatus:
+        """The incident's status: responders acknowledge and resolve it in the world too."""
+        status: AlertStatus = self.incident["status"]
+        return status
+
 
 @dataclass
 class EventsState:
+    world: World
+    services: dict[str, dict[str, Any]]
+    """Routing key -> the world's service it pages."""
     events: list[dict[str, Any]] = field(default_factory=list)
     """Every accepted event, in arrival order."""
     alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
     rejected: int = 0
     throttled: int = 0
+    next_number: int = 0
+    """The next incident number, valid while the world holds `numbered` incidents."""
+    numbered: int = -1
     recent: dict[str, deque[float]] = field(default_factory=dict)
     """Accept times per routing key within the last minute (the throttle window)."""
 
@@ -82,7 +106,7 @@ def error_body(status: int, message: str) -> web.Response:
     return _response(status, {"status": "error", "message": message})
 
 
-def validate(event: Any, routing_keys: set[str]) -> tuple[str, str]:
+def validate(event: Any, routing_keys: Container[str]) -> tuple[str, str]:
     """Check one event; return (routing_key, event_action) or raise InvalidEventError."""
     if not isinstance(event, dict):
         raise InvalidEventError("Event object must be a JSON object")
@@ -132,28 +156,45 @@ def _payload_errors(payload: dict[str, Any]) -> list[str]:
 
 
 def record(state: EventsState, event: dict[str, Any], routing_key: str, action: str) -> str:
-    """Apply an accepted event to the alert it targets; return its dedup key."""
+    """Apply an accepted event to the alert and incident it targets; return its dedup key."""
     dedup_key = str(event.get("dedup_key") or uuid.uuid4().hex)
     state.events.append(event)
+    world, service = state.world, state.services[routing_key]
     alert = state.alerts.get((routing_key, dedup_key))
     if action == "trigger":
-        payload = event["payload"]
-        if alert is None:
-            alert = Alert(
-                routing_key, dedup_key, "triggered", payload["summary"], payload["severity"]
+        summary, severity = event["payload"]["summary"], event["payload"]["severity"]
+        if alert is None or alert.status == "resolved":
+            number = _next_number(state)
+            incident = pagerduty_world.open_incident(
+                world, service, number, dedup_key, summary, severity
             )
-            state.alerts[(routing_key, dedup_key)] = alert
-        elif alert.status == "resolved":
-            alert.status = "triggered"
+            state.next_number, state.numbered = number + 1, state.numbered + 1
+            if alert is None:
+                alert = Alert(routing_key, dedup_key, incident, summary, severity, openings=0)
+                state.alerts[(routing_key, dedup_key)] = alert
+            alert.incident = incident
             alert.openings += 1
-        alert.summary, alert.severity = payload["summary"], payload["severity"]
+        alert.summary, alert.severity = summary, severity
         alert.triggers += 1
-    elif alert is not None and alert.status != "resolved":
+    elif alert is not None:
         # Acknowledge/resolve of an unknown or closed alert is accepted and ignored.
-        alert.status = "acknowledged" if action == "acknowledge" else "resolved"
+        if action == "acknowledge":
+            pagerduty_world.acknowledge_by_event(world, alert.incident)
+        else:
+            pagerduty_world.resolve_by_event(world, alert.incident)
     if alert is not None:
         alert.events.append(event)
     return dedup_key
+
+
+def _next_number(state: EventsState) -> int:
+    """One past the world's highest incident number, looked up again only when the world
+    gained incidents elsewhere (the simulation's own): O(1) per page during a storm."""
+    incidents = state.world.pagerduty.get("incidents", [])
+    if len(incidents) != state.numbered:
+        state.next_number = max((int(i["incident_number"]) for i in incidents), default=0) + 1
+        state.numbered = len(incidents)
+    return state.next_number
 
 
 def _throttled(state: EventsState, routing_key: str, now: float, per_minute: int) -> bool:
@@ -169,13 +210,19 @@ def _throttled(state: EventsState, routing_key: str, now: float, per_minute: int
 def make_app(
     faults: Faults,
     *,
-    routing_keys: set[str],
+    routing_keys: Iterable[str],
+    world: World | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     per_minute: int | None = RATE_LIMIT_PER_MINUTE,
 ) -> web.Application:
-    """The fake Events API; `monotonic` drives the per-routing-key throttle window.
-    `per_minute=None` never throttles (benchmarks measuring our own latency only)."""
-    state = EventsState()
+    """The fake Events API paging `world` (a PagerDuty world of its own if None): each
+    routing key pages its service there, added if missing. `monotonic` drives the
+    per-routing-key throttle window; `per_minute=None` never throttles (benchmarks
+    measuring our own latency only)."""
+    if world is None:
+        world = World(now=datetime.now(UTC).replace(microsecond=0))
+    services = {key: pagerduty_world.add_events_service(world, key) for key in routing_keys}
+    state = EventsState(world, services)
 
     async def enqueue(request: web.Request) -> web.Response:
         try:
@@ -191,7 +238,7 @@ def make_app(
                 },
             )
         try:
-            routing_key, action = validate(event, routing_keys)
+            routing_key, action = validate(event, services)
         except InvalidEventError as exc:
             state.rejected += 1
             return _response(
@@ -213,6 +260,7 @@ def make_app(
         )
 
     app = web.Application(middlewares=[fault_middleware(faults, error_body)])
+    inspectable(app)
     app[EVENTS_STATE_KEY] = state
     app.router.add_post("/v2/enqueue", enqueue)
     return app

@@ -138,30 +138,29 @@ def _directory(rng: random.Random, taken: set[str]) -> dict[str, list[dict[str, 
 def _services(
     rng: random.Random, taken: set[str], policies: list[dict[str, Any]], now: datetime
 ) -> list[dict[str, Any]]:
-    services = []
-    for name, policy_index in _SERVICES:
-        service_id = _new_id(rng, taken)
-        services.append(
-            {
-                "id": service_id,
-                "type": "service",
-                "summary": name,
-                "name": name,
-                "self": f"{API}/services/{service_id}",
-                "html_url": f"{WEB}/service-directory/{service_id}",
-                "auto_resolve_timeout": 14400,
-                "acknowledgement_timeout": 1800,
-                "created_at": iso(now - timedelta(days=400)),
-                "status": "active",
-                "escalation_policy": reference(
-                    policies[policy_index], "escalation_policy", "escalation_policies"
-                ),
-                "teams": [],
-                "integrations": [],
-                "alert_creation": "create_alerts_and_incidents",
-            }
-        )
-    return services
+    return [
+        _service(_new_id(rng, taken), name, policies[policy_index], now)
+        for name, policy_index in _SERVICES
+    ]
+
+
+def _service(service_id: str, name: str, policy: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "id": service_id,
+        "type": "service",
+        "summary": name,
+        "name": name,
+        "self": f"{API}/services/{service_id}",
+        "html_url": f"{WEB}/service-directory/{service_id}",
+        "auto_resolve_timeout": 14400,
+        "acknowledgement_timeout": 1800,
+        "created_at": iso(now - timedelta(days=400)),
+        "status": "active",
+        "escalation_policy": reference(policy, "escalation_policy", "escalation_policies"),
+        "teams": [],
+        "integrations": [],
+        "alert_creation": "create_alerts_and_incidents",
+    }
 
 
 def _oncall(
@@ -202,14 +201,38 @@ def _pick_priority(
 def new_incident(
     world: World, rng: random.Random, number: int, created: datetime, taken: set[str]
 ) -> dict[str, Any]:
-    """A freshly triggered incident on a random service."""
+    """A freshly triggered incident on a random service (not one the Events API pages)."""
     data = world.pagerduty
-    service = rng.choice(data["services"])
-    policy = service["escalation_policy"]
+    service = rng.choice(_services_paged_by_the_world(data["services"]))
     urgency = "high" if rng.random() < 0.6 else "low"
     title = rng.choice(_TITLES).format(service=service["name"])
     incident_id = _new_id(rng, taken)
     assignee = rng.choice(data["users"])
+    incident = build_incident(
+        service,
+        incident_id,
+        number,
+        created,
+        title=title,
+        urgency=urgency,
+        assignee=assignee,
+        incident_key=f"{service['id'].lower()}-{number:06d}",
+    )
+    return incident | _pick_priority(rng, urgency, data["priorities"])
+
+
+def build_incident(
+    service: dict[str, Any],
+    incident_id: str,
+    number: int,
+    created: datetime,
+    *,
+    title: str,
+    urgency: str,
+    assignee: dict[str, Any],
+    incident_key: str,
+) -> dict[str, Any]:
+    """A triggered incident on `service` as `GET /incidents` shows it (no priority)."""
     return {
         "id": incident_id,
         "type": "incident",
@@ -221,7 +244,7 @@ def new_incident(
         "created_at": iso(created),
         "updated_at": iso(created),
         "status": "triggered",
-        "incident_key": f"{service['id'].lower()}-{number:06d}",
+        "incident_key": incident_key,
         "service": reference(service, "service", "services"),
         "assignments": [{"at": iso(created), "assignee": reference(assignee, "user", "users")}],
         "assigned_via": "escalation_policy",
@@ -236,7 +259,7 @@ def new_incident(
         "alert_counts": {"all": 1, "triggered": 1, "resolved": 0},
         "is_mergeable": True,
         "incident_type": {"name": "incident_default"},
-        "escalation_policy": policy,
+        "escalation_policy": service["escalation_policy"],
         "teams": [],
         "pending_actions": [],
         "acknowledgements": [],
@@ -244,7 +267,7 @@ def new_incident(
         "incidents_responders": [],
         "responder_requests": [],
         "urgency": urgency,
-    } | _pick_priority(rng, urgency, data["priorities"])
+    }
 
 
 def service_agent(service: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +275,10 @@ def service_agent(service: dict[str, Any]) -> dict[str, Any]:
 
 
 def acknowledge(incident: dict[str, Any], user: dict[str, Any], at: datetime) -> None:
-    reference_ = reference(user, "user", "users")
+    _acknowledged_by(incident, reference(user, "user", "users"), at)
+
+
+def _acknowledged_by(incident: dict[str, Any], reference_: dict[str, Any], at: datetime) -> None:
     incident["status"] = "acknowledged"
     incident["acknowledgements"] = [{"at": iso(at), "acknowledger": reference_}]
     incident["last_status_change_at"] = incident["updated_at"] = iso(at)
@@ -285,12 +311,149 @@ def expire_acknowledgements(world: World, since: datetime, now: datetime) -> lis
 
 
 def resolve(incident: dict[str, Any], user: dict[str, Any], at: datetime) -> None:
+    _resolved_by(incident, reference(user, "user", "users"), at)
+
+
+def _resolved_by(incident: dict[str, Any], reference_: dict[str, Any], at: datetime) -> None:
     incident["status"] = "resolved"
     incident["acknowledgements"] = []
     incident["assignments"] = []
     incident["resolved_at"] = incident["last_status_change_at"] = incident["updated_at"] = iso(at)
-    incident["last_status_change_by"] = reference(user, "user", "users")
+    incident["last_status_change_by"] = reference_
     incident["alert_counts"] = {"all": 1, "triggered": 0, "resolved": 1}
+
+
+# --- Pages sent through the Events API v2 (pagerduty_events_api) ------------------------
+# A routing key is the `integration_key` of an Events API v2 integration on a service: the
+# REST API lists that service and the incidents the events open, like any other.
+
+EVENTS_INTEGRATION = "events_api_v2_inbound_integration_reference"
+EVENTS_SERVICE_NAME = "Alertmanager (tensafe-ops)"
+_HIGH_SEVERITIES = ("critical", "error")
+
+
+def _integration_keys(service: dict[str, Any]) -> set[str]:
+    return {
+        i["integration_key"]
+        for i in service.get("integrations") or []
+        if i.get("type") == EVENTS_INTEGRATION and "integration_key" in i
+    }
+
+
+def _services_paged_by_the_world(services: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Services the simulation invents incidents on: not those paged through the Events API
+    (their incidents are the pages someone sent), unless there is nothing else."""
+    return [s for s in services if not _integration_keys(s)] or services
+
+
+def events_service(world: World, routing_key: str) -> dict[str, Any] | None:
+    """The service whose Events API v2 integration has this routing key."""
+    for service in world.pagerduty.get("services", []):
+        if routing_key in _integration_keys(service):
+            return service
+    return None
+
+
+def add_events_service(
+    world: World, routing_key: str, name: str = EVENTS_SERVICE_NAME
+) -> dict[str, Any]:
+    """The service `routing_key` pages, created on the first escalation policy (with the
+    directory of users and policies, if the world has none yet) unless it exists."""
+    existing = events_service(world, routing_key)
+    if existing is not None:
+        return existing
+    data = world.pagerduty
+    taken = _taken_ids(world)
+    rng = random.Random(routing_key)  # ids stable per key; the world's own rng is untouched
+    if not data.get("escalation_policies") or not data.get("users"):
+        data.update(_directory(rng, taken))
+    service_id, integration_id = _new_id(rng, taken), _new_id(rng, taken)
+    service = _service(service_id, name, data["escalation_policies"][0], world.now)
+    service.update(
+        description="Pages from the Alertmanager webhook router",
+        incident_urgency_rule={"type": "constant", "urgency": "severity_based"},
+        integrations=[
+            {
+                "id": integration_id,
+                "type": EVENTS_INTEGRATION,
+                "summary": "Events API v2",
+                "self": f"{API}/services/{service_id}/integrations/{integration_id}",
+                "html_url": f"{WEB}/services/{service_id}/integrations/{integration_id}",
+                "integration_key": routing_key,
+            }
+        ],
+    )
+    data.setdefault("services", []).append(service)
+    data.setdefault("incidents", [])
+    return service
+
+
+def event_urgency(service: dict[str, Any], severity: str) -> str:
+    """The service's urgency rule: a constant, or by the event's severity (PagerDuty's
+    dynamic notifications: critical and error are high, warning and info low)."""
+    rule = service.get("incident_urgency_rule") or {}
+    urgency = rule.get("urgency", "high")
+    if urgency == "severity_based":
+        return "high" if severity in _HIGH_SEVERITIES else "low"
+    return str(urgency)
+
+
+def _responder(world: World, service: dict[str, Any]) -> dict[str, Any]:
+    """Who the service's escalation policy reaches first: level 1 on call, else anyone."""
+    data = world.pagerduty
+    policy_id = service["escalation_policy"]["id"]
+    for oncall in data.get("oncalls", []):
+        if oncall["escalation_policy"]["id"] == policy_id and oncall["escalation_level"] == 1:
+            for user in data["users"]:
+                if user["id"] == oncall["user"]["id"]:
+                    return user
+    return data["users"][0]
+
+
+def open_incident(
+    world: World,
+    service: dict[str, Any],
+    number: int,
+    dedup_key: str,
+    summary: str,
+    severity: str,
+) -> dict[str, Any]:
+    """A trigger event without an open alert for its dedup key: incident `number` (unused
+    yet), opened now. Its id is made from the number (`Q…`; generated ids are `P…`)."""
+    incident = build_incident(
+        service,
+        "Q" + _base36(number).rjust(6, "0"),
+        number,
+        world.now,
+        title=summary,
+        urgency=event_urgency(service, severity),
+        assignee=_responder(world, service),
+        incident_key=dedup_key,
+    )
+    world.pagerduty.setdefault("incidents", []).append(incident)
+    return incident
+
+
+def _base36(number: int) -> str:
+    digits = string.digits + string.ascii_uppercase
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = digits[digit] + text
+        if not number:
+            return text
+
+
+def acknowledge_by_event(world: World, incident: dict[str, Any]) -> None:
+    """An acknowledge event: a triggered incident is acknowledged by its service, now."""
+    if incident["status"] == "triggered":
+        _acknowledged_by(incident, dict(incident["service"]), world.now)
+
+
+def resolve_by_event(world: World, incident: dict[str, Any]) -> None:
+    """A resolve event: an open incident is resolved by its service, now."""
+    if incident["status"] != "resolved":
+        _resolved_by(incident, dict(incident["service"]), world.now)
 
 
 def _open_chance(age: timedelta) -> float:

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from tensafe_ops.sandbox import product
 from tensafe_ops.sandbox.product import ProductState, Scenario
+from tensafe_ops.sandbox.received import inspectable
 
 PRODUCT_STATE_KEY = web.AppKey("product_state", ProductState)
 
@@ -90,6 +91,7 @@ def make_app(state: ProductState, *, clock: Callable[[], float] = time.time) -> 
         return web.json_response(scenario.model_dump())
 
     app = web.Application()
+    inspectable(app)
     app[PRODUCT_STATE_KEY] = state
     app.router.add_get("/metrics", api_metrics)
     app.router.add_get("/cluster/metrics", cluster_metrics)

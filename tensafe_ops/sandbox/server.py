@@ -130,6 +130,25 @@ class RunningWorld:
             }
         )
 
+    def describe(self) -> dict[str, Any]:
+        """What `tensafe-ops sandbox` prints: every URL, credential and inspection endpoint."""
+        credentials: dict[str, dict[str, Any]] = {
+            **DEMO_CREDENTIALS,
+            "pagerduty_events": {"routing_key": DEMO_ROUTING_KEY},
+            "slack": {
+                "webhooks": {
+                    name: f"{self.urls['slack']}/services/{path}"
+                    for name, path in DEMO_SLACK_WEBHOOKS.items()
+                }
+            },
+        }
+        return {
+            "urls": self.urls,
+            "usage_db_url": self.usage_db_url,
+            "credentials": credentials,
+            "received": {name: f"{url}/_sandbox/received" for name, url in self.urls.items()},
+        }
+
     async def stop(self) -> None:
         if self.ticker is not None:
             self.ticker.cancel()
@@ -184,9 +203,11 @@ async def start_world(
         "slack": slack_api.make_app(
             running.faults.setdefault("slack", Faults()), inbox=running.slack
         ),
+        # Pages open incidents in the world the REST fake serves.
         "pagerduty_events": pagerduty_events_api.make_app(
             running.faults.setdefault("pagerduty_events", Faults()),
             routing_keys={DEMO_ROUTING_KEY},
+            world=world,
         ),
         "product": product_api.make_app(running.product),
     }

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from tensafe_ops.sandbox.faults import Faults, fault_middleware
+from tensafe_ops.sandbox.received import inspectable
 
 _ERROR_CODES = {429: "rate_limited", 500: "rollup_error", 503: "service_unavailable"}
 _TEXT_TYPES = {"plain_text", "mrkdwn"}
@@ -216,6 +217,7 @@ def make_app(
         return web.Response(status=status, text=code)
 
     app = web.Application(middlewares=[fault_middleware(faults, _slack_error)])
+    inspectable(app)
     app[SLACK_INBOX_KEY] = inbox
     app.router.add_post("/services/{webhook:T[^/]+/B[^/]+/[^/]+}", post_message)
     return app

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from tensafe_ops.sandbox.faults import Faults, fault_middleware
+from tensafe_ops.sandbox.received import inspectable
 from tensafe_ops.sandbox.stripe_expand import LIST, ExpandError, Lookup, expand_tree, render
 from tensafe_ops.sandbox.stripe_world import EVENT_RETENTION
 from tensafe_ops.sandbox.world import World
@@ -201,6 +202,7 @@ def make_app(world: World, faults: Faults, *, credentials: "dict[str, str]") -> 
             return error_response(exc.status, exc.message, **exc.extra)
 
     app = web.Application(middlewares=[fault_middleware(faults, error_response), auth])
+    inspectable(app)
 
     async def subscriptions(request: web.Request) -> web.Response:
         statuses = set(_values(request, "status")) or set(DEFAULT_SUBSCRIPTION_STATUSES)

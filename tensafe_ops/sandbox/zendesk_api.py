@@ -30,6 +30,7 @@ from aiohttp import BasicAuth, web
 
 from tensafe_ops.sandbox import zendesk_world
 from tensafe_ops.sandbox.faults import Faults, Handler, fault_middleware
+from tensafe_ops.sandbox.received import inspectable
 from tensafe_ops.sandbox.world import World
 
 MAX_EXPORT_PAGE = 1000
@@ -110,6 +111,7 @@ def make_app(
     )
     fake = _FakeZendesk(world, credentials, window)
     app = web.Application(middlewares=[fault_middleware(faults, error_body), fake.auth])
+    inspectable(app)
     for suffix in ("", ".json"):
         app.router.add_get(f"/api/v2/incremental/tickets/cursor{suffix}", fake.incremental)
         app.router.add_get(f"/api/v2/organizations{suffix}", fake.organizations)
