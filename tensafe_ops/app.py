@@ -12,9 +12,11 @@ from tensafe_ops import __version__, metrics
 from tensafe_ops.clock import Clock, utcnow
 from tensafe_ops.keys import CLOCK_KEY, DEMO_KEY, STATE_STORE_KEY
 from tensafe_ops.settings import Settings
-from tensafe_ops.storage import StateStore, create_engine, migrate
+from tensafe_ops.storage import StateStore, create_engine, migrate, within
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
+READY_TIMEOUT = 2.0
+_pings: set[asyncio.Task[None]] = set()
 
 
 async def _state_db(app: web.Application) -> AsyncIterator[None]:
@@ -30,7 +32,7 @@ async def healthz(_request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     try:
-        await asyncio.wait_for(request.app[STATE_STORE_KEY].ping(), 2.0)
+        await within(request.app[STATE_STORE_KEY].ping(), READY_TIMEOUT, _pings)
     except Exception as exc:  # any failure means not ready; say which
         return web.json_response(
             {"status": "unavailable", "state_db": type(exc).__name__}, status=503

@@ -3,18 +3,21 @@
 SQLite (aiosqlite) by default, PostgreSQL (asyncpg) for several replicas.
 """
 
+import asyncio
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+T = TypeVar("T")
 
 metadata = sa.MetaData()
 
@@ -31,6 +34,21 @@ _MIGRATION_LOCK_ID = 0x7E5AFE  # pg advisory lock: one replica migrates at a tim
 _BATCH = 500
 
 
+async def within(work: Coroutine[Any, Any, T], seconds: float, keep: set[asyncio.Task[Any]]) -> T:
+    """Wait at most `seconds` for a database call, which runs in a task of its own.
+
+    Cancelling the caller is not enough to bound a call on a hung database: SQLAlchemy
+    finishes closing a connection (a rollback the database never answers) before letting a
+    cancelled task go. So the call gets a task, the caller stops waiting for it after
+    `seconds` (TimeoutError), and the task finishes whenever the database answers (or the
+    connection dies); it is kept in `keep` meanwhile so that shutdown can wait for it.
+    A write started this way also completes when the client goes away."""
+    task = asyncio.create_task(work)
+    keep.add(task)
+    task.add_done_callback(keep.discard)
+    return await asyncio.wait_for(asyncio.shield(task), seconds)
+
+
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -44,7 +62,11 @@ def create_engine(url: str) -> AsyncEngine:
     # first statement on a dead pooled connection fails instead, SQLAlchemy then discards the
     # pool's connections, and the caller's own retry (503 to Alertmanager, the ingest and
     # dispatch loops' next round, the next refresh) succeeds.
-    return create_async_engine(url, pool_size=5, max_overflow=5)
+    # A connection attempt to a database that does not answer gives up after 10 s (asyncpg's
+    # default is 60), and so does a wait for a free connection (SQLAlchemy's is 30).
+    return create_async_engine(
+        url, pool_size=5, max_overflow=5, pool_timeout=10, connect_args={"timeout": 10}
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

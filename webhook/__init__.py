@@ -35,7 +35,7 @@ def setup(app: web.Application, cfg: WebhookConfig) -> None:
     if not cfg.enabled:
         return
     store = WebhookStore(app[STATE_STORE_KEY].engine, Policy.from_config(cfg))
-    journal = open_journal(store.engine, store.writing)
+    journal = open_journal(store.engine, store.writing, cfg.store_timeout)
     webhook = Webhook(
         cfg=cfg, store=store, journal=journal, stats=WebhookStats(), clock=app[CLOCK_KEY]
     )
@@ -94,6 +94,8 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    # Accepted-but-unanswered writes (client gone) still finish before the engine closes.
-    await asyncio.gather(*webhook.writes, return_exceptions=True)
+    # Accepted-but-unanswered writes (client gone) still finish before the engine closes,
+    # unless the database does not answer at all.
+    if webhook.writes:
+        await asyncio.wait(set(webhook.writes), timeout=2 * webhook.cfg.store_timeout)
     await webhook.journal.close()

@@ -146,8 +146,14 @@ class WebhookConfig(Model):
     api_auth: Auth | None = None
     """Auth of the management API (alert list, acks, maintenance, dead letters)."""
     body_limit_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    """Largest notification accepted (413 beyond: Alertmanager drops it). About 4,000 alerts
+    of typical size fit in the default 1 MiB: cap Alertmanager's `max_alerts` below that."""
+    journal_budget_bytes: Annotated[int, Field(ge=1024)] = 32 * 1024 * 1024
+    """Bodies waiting for their journal commit at most (a slow or hung database): past it a
+    notification is answered 503 at once, before its body is read."""
     store_timeout: Seconds = 10.0
-    """A notification not stored within this answers 503 (Alertmanager retries)."""
+    """A notification not stored within this answers 503 (Alertmanager retries); every other
+    database call on a request's path is bounded by it too."""
     default_severity: Severity = "warning"
     """For a missing or unknown `severity` label."""
     severity_overrides: dict[str, Severity] = Field(default_factory=dict)

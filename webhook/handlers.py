@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tensafe_ops.clock import Clock
 from tensafe_ops.log import get_logger
+from tensafe_ops.storage import within
 from webhook.auth import authorized, pagerduty_signature_valid
 from webhook.config import Auth, WebhookConfig
 from webhook.journal import Journal
@@ -49,12 +50,10 @@ class Webhook:
     """Notifications between their body and their answer (the ingester yields to them)."""
 
     async def shielded(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run a write to completion even if the client disconnects (aiohttp then cancels the
-        handler); the task is tracked so shutdown waits for it."""
-        task = asyncio.create_task(work)
-        self.writes.add(task)
-        task.add_done_callback(self.writes.discard)
-        return await asyncio.wait_for(asyncio.shield(task), self.cfg.store_timeout)
+        """Every store call of a handler: waited for at most `store_timeout` (TimeoutError,
+        answered 503), run to completion in a task of its own even if the client disconnects
+        or the database hangs (see `tensafe_ops.storage.within`); shutdown waits for it."""
+        return await within(work, self.cfg.store_timeout, self.writes)
 
 
 WEBHOOK_KEY = web.AppKey("webhook", Webhook)
@@ -78,7 +77,8 @@ def _unavailable(webhook: Webhook, exc: BaseException) -> web.Response:
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than `limit` bytes (checked while streaming)."""
+    """The body, or None when it is larger than `limit` bytes (checked while streaming, after
+    decompression: aiohttp decodes `Content-Encoding: gzip`/`deflate` as it reads)."""
     if request.content_length is not None and request.content_length > limit:
         return None
     chunks: list[bytes] = []
@@ -89,6 +89,26 @@ async def read_limited(request: web.Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_body(webhook: Webhook, request: web.Request) -> bytes | web.Response:
+    """The body, or the answer to give instead: 413 past `body_limit_bytes`, 400 when it is
+    not in the Content-Encoding it claims (corrupt gzip: Alertmanager retries 5xx forever)."""
+    limit = webhook.cfg.body_limit_bytes
+    try:
+        body = await read_limited(request, limit)
+    except web.RequestPayloadError:
+        webhook.stats.rejected["bad_request"] += 1
+        encoding = request.headers.get("Content-Encoding", "")
+        response = error(
+            400, "body cannot be decoded", field="<body>", detail=f"not valid {encoding}"[:100]
+        )
+        response.force_close()  # the rest of the stream cannot be read either
+        return response
+    if body is None:
+        webhook.stats.rejected["too_large"] += 1
+        return error(413, f"body larger than {limit} bytes")
+    return body
 
 
 def receiver(auth: Auth) -> Handler:
@@ -105,13 +125,42 @@ def receiver(auth: Auth) -> Handler:
     return receive
 
 
-async def _receive(webhook: Webhook, auth: Auth, request: web.Request) -> web.Response:
-    if not authorized(auth, request.headers.get("Authorization")):
-        return _unauthorized(webhook)
-    body = await read_limited(request, webhook.cfg.body_limit_bytes)
-    if body is None:
-        webhook.stats.rejected["too_large"] += 1
-        return error(413, f"body larger than {webhook.cfg.body_limit_bytes} bytes")
+def _journal_full(webhook: Webhook, size: int) -> web.Response | None:
+    """503 when `size` more bytes would take the bodies waiting for the journal past the
+    budget: a slow or hung database must not make the process hold them without bound."""
+    waiting = webhook.journal.waiting_bytes
+    if waiting + size <= webhook.cfg.journal_budget_bytes:
+        return None
+    webhook.stats.rejected["journal_full"] += 1
+    log.warning("journal_full", waiting_bytes=waiting, budget=webhook.cfg.journal_budget_bytes)
+    return error(503, "state store too slow: notifications waiting for it, retry later")
+
+
+@dataclass(frozen=True)
+class _Received:
+    """A validated notification's text and what the answer and the log need of it: the
+    handler keeps nothing bigger while it waits for the journal (the body, the parsed alerts),
+    so a slow database holds one copy of each waiting notification."""
+
+    text: str
+    alerts: int
+    receiver: str
+    group_key: str
+
+
+async def _read_notification(webhook: Webhook, request: web.Request) -> _Received | web.Response:
+    """The validated notification, or the answer to give instead."""
+    body = await read_body(webhook, request)
+    if isinstance(body, web.Response):
+        if body.status == 413:  # Alertmanager drops it: nobody would know but from here
+            log.error(
+                "notification_too_large",
+                receiver_path=request.path,
+                content_length=request.content_length,
+                body_limit_bytes=webhook.cfg.body_limit_bytes,
+                hint="Alertmanager drops it: lower the receiver's max_alerts",
+            )
+        return body
     try:
         notification = parse_notification(body)
         text = body.decode()  # the parser accepts UTF-8 only; this never fails after it
@@ -121,23 +170,38 @@ async def _receive(webhook: Webhook, auth: Auth, request: web.Request) -> web.Re
             (exc.field, exc.message) if isinstance(exc, PayloadError) else ("<body>", "not UTF-8")
         )
         return error(400, "invalid Alertmanager payload", field=field, detail=detail)
+    received = _Received(
+        text, len(notification.alerts), notification.receiver, notification.group_key
+    )
+    return _journal_full(webhook, len(text)) or received
+
+
+async def _receive(webhook: Webhook, auth: Auth, request: web.Request) -> web.Response:
+    if not authorized(auth, request.headers.get("Authorization")):
+        return _unauthorized(webhook)
+    # Before the body is read: its length when sent, else whether any room is left at all.
+    full = _journal_full(webhook, request.content_length or 1)
+    if full is not None:
+        return full
+    received = await _read_notification(webhook, request)
+    if isinstance(received, web.Response):
+        return received
     try:
         # Not shielded: the journal's commit task owns the write, a cancelled handler
         # (client gone) only stops waiting for it.
         async with asyncio.timeout(webhook.cfg.store_timeout):
-            journal_id = await webhook.journal.append(text, webhook.clock())
+            journal_id = await webhook.journal.append(received.text, webhook.clock())
     except _STORE_ERRORS as exc:
         return _unavailable(webhook, exc)
     webhook.stats.accepted += 1
-    alerts = len(notification.alerts)
     log.debug(  # per notification: debug; the ingest logs each batch at info
         "notification_accepted",
-        receiver=notification.receiver,
-        group_key=notification.group_key,
-        alerts=alerts,
+        receiver=received.receiver,
+        group_key=received.group_key,
+        alerts=received.alerts,
         journal_id=journal_id,
     )
-    return web.json_response({"status": "accepted", "alerts": alerts, "id": journal_id})
+    return web.json_response({"status": "accepted", "alerts": received.alerts, "id": journal_id})
 
 
 def api(handler: Handler) -> Handler:
@@ -232,7 +296,7 @@ async def list_alerts(request: web.Request) -> web.Response:
             return parsed
     assert not isinstance(state, web.Response) and not isinstance(severity, web.Response)
     assert isinstance(limit, int)
-    rows = await webhook.store.list_alerts(state, severity, limit)
+    rows = await webhook.shielded(webhook.store.list_alerts(state, severity, limit))
     now = webhook.clock()
     return web.json_response({"alerts": [alert_json(r, now) for r in rows]})
 
@@ -242,7 +306,10 @@ async def acknowledge(request: web.Request) -> web.Response:
     alert_id = _int_param(request, "id")
     if alert_id is None:
         return error(404, "no such alert")
-    body = _parse_body(AckBody, await request.read())
+    raw = await read_body(webhook, request)
+    if isinstance(raw, web.Response):
+        return raw
+    body = _parse_body(AckBody, raw)
     if isinstance(body, web.Response):
         return body
     assert isinstance(body, AckBody)
@@ -253,13 +320,16 @@ async def acknowledge(request: web.Request) -> web.Response:
     webhook.stats.record_ack(ack.severity, ack.seconds_to_ack)
     if ack.breached_now:
         webhook.stats.breaches[ack.severity] += 1
-    row = await webhook.store.get_alert(alert_id)
+    row = await webhook.shielded(webhook.store.get_alert(alert_id))
     return web.json_response(alert_json(row, now))
 
 
 async def add_maintenance(request: web.Request) -> web.Response:
     webhook = request.app[WEBHOOK_KEY]
-    body = _parse_body(MaintenanceBody, await request.read())
+    raw = await read_body(webhook, request)
+    if isinstance(raw, web.Response):
+        return raw
+    body = _parse_body(MaintenanceBody, raw)
     if isinstance(body, web.Response):
         return body
     assert isinstance(body, MaintenanceBody)
@@ -270,8 +340,10 @@ async def add_maintenance(request: web.Request) -> web.Response:
             parse_matcher(text)
         except MatcherError as exc:
             return error(400, str(exc), field=f"matchers.{index}")
-    row = await webhook.store.add_maintenance(
-        body.start, body.end, body.matchers, body.reason, body.by, webhook.clock()
+    row = await webhook.shielded(
+        webhook.store.add_maintenance(
+            body.start, body.end, body.matchers, body.reason, body.by, webhook.clock()
+        )
     )
     return web.json_response(maintenance_json(row), status=201)
 
@@ -300,7 +372,7 @@ async def delete_maintenance(request: web.Request) -> web.Response:
 async def list_maintenance(request: web.Request) -> web.Response:
     webhook = request.app[WEBHOOK_KEY]
     include_past = request.query.get("all", "").lower() in ("1", "true", "yes")
-    rows = await webhook.store.list_maintenance(webhook.clock(), include_past)
+    rows = await webhook.shielded(webhook.store.list_maintenance(webhook.clock(), include_past))
     return web.json_response({"windows": [maintenance_json(r) for r in rows]})
 
 
@@ -312,7 +384,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         return state
     if isinstance(limit, web.Response):
         return limit
-    rows = await webhook.store.list_deliveries(state, limit)
+    rows = await webhook.shielded(webhook.store.list_deliveries(state, limit))
     return web.json_response({"deliveries": [delivery_json(r) for r in rows]})
 
 
@@ -321,7 +393,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
     delivery_id = _int_param(request, "id")
     if delivery_id is None:
         return error(404, "no such delivery")
-    row = await webhook.store.retry_delivery(delivery_id, webhook.clock())
+    row = await webhook.shielded(webhook.store.retry_delivery(delivery_id, webhook.clock()))
     return web.json_response(delivery_json(row))
 
 
@@ -331,7 +403,7 @@ async def list_failed_notifications(request: web.Request) -> web.Response:
     limit = _limit(request)
     if isinstance(limit, web.Response):
         return limit
-    failed = await webhook.journal.failed(limit)
+    failed = await webhook.shielded(webhook.journal.failed(limit))
     return web.json_response(
         {
             "notifications": [
@@ -351,7 +423,7 @@ async def list_failed_notifications(request: web.Request) -> web.Response:
 async def retry_notification(request: web.Request) -> web.Response:
     webhook = request.app[WEBHOOK_KEY]
     entry_id = _int_param(request, "id")
-    if entry_id is None or not await webhook.journal.retry(entry_id):
+    if entry_id is None or not await webhook.shielded(webhook.journal.retry(entry_id)):
         return error(404, "no failed notification with that id")
     webhook.journal.appended.set()  # the ingester picks it up now
     return web.json_response({"id": entry_id, "state": "pending"})
@@ -400,10 +472,9 @@ ACK_EVENTS: tuple[Literal["incident.acknowledged", "incident.resolved"], ...] = 
 async def pagerduty_webhook(request: web.Request) -> web.Response:
     """PagerDuty webhooks v3: an acknowledged or resolved incident answers its alert."""
     webhook = request.app[WEBHOOK_KEY]
-    body = await read_limited(request, webhook.cfg.body_limit_bytes)
-    if body is None:
-        webhook.stats.rejected["too_large"] += 1
-        return error(413, f"body larger than {webhook.cfg.body_limit_bytes} bytes")
+    body = await read_body(webhook, request)
+    if isinstance(body, web.Response):
+        return body
     signature = request.headers.get("X-PagerDuty-Signature")
     if not pagerduty_signature_valid(body, signature, webhook.cfg.pagerduty_webhook_secrets):
         webhook.stats.rejected["bad_signature"] += 1

@@ -9,6 +9,13 @@ absorbed at the rate the database can append.
 Concurrent notifications share a transaction (group commit): whatever waits when a commit ends
 goes into the next one, with no timer, so a lone notification is never delayed.
 
+A database that hangs must not make the process hold bodies without bound: `waiting_bytes`
+counts the bodies appended and not yet committed (the receiver answers 503 without reading a
+body once it passes its budget); a body whose handler stopped waiting before its commit began
+is dropped (it was answered 503, so the sender sends it again); and a commit that takes longer
+than `timeout` fails its waiters at once, while the next commit waits for it to end, so a hung
+database holds one connection and one batch, not one per batch.
+
 Two backends, one contract:
 - `SqlJournal` (PostgreSQL, or an in-memory SQLite): the `webhook_notifications` table of the
   state database; the ingest transaction claims entries by deleting them.
@@ -17,6 +24,7 @@ Two backends, one contract:
 """
 
 import asyncio
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -27,8 +35,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tensafe_ops.log import get_logger
 from webhook.statements import reading
 from webhook.tables import notifications
+
+log = get_logger("tensafe_ops.webhook")
 
 GROUP_COMMIT_MAX = 256
 """Notifications appended in one transaction at most (the rest wait for the next one)."""
@@ -55,6 +66,12 @@ class Backlog:
     oldest_received_at: datetime | None
 
 
+def _fail(batch: Sequence[tuple["asyncio.Future[int]", Row]], exc: BaseException) -> None:
+    for future, _ in batch:
+        if not future.done():
+            future.set_exception(exc)
+
+
 def entry(row: Sequence[Any]) -> Entry:
     entry_id, received_at, body, attempts = row
     return Entry(entry_id, datetime.fromtimestamp(received_at, UTC), body, attempts)
@@ -73,46 +90,79 @@ def backlog_of(now: datetime, counts: Sequence[Sequence[Any]]) -> Backlog:
 
 
 class Journal(ABC):
-    def __init__(self) -> None:
-        self._waiting: list[tuple[Row, asyncio.Future[int]]] = []
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        """Seconds a commit may take before its waiters are failed (the receiver's 503)."""
+        self._waiting: dict[asyncio.Future[int], Row] = {}
         self._committer: asyncio.Task[None] | None = None
+        self._inserting: asyncio.Task[list[int]] | None = None
         self.appended = asyncio.Event()
         """Set after every commit that appended something: the ingester's wake-up."""
+        self.waiting_bytes = 0
+        """Characters of the bodies appended and not yet committed or given up on (what a
+        hung database makes the process hold)."""
 
     def append(self, body: str, received_at: datetime) -> "asyncio.Future[int]":
-        """Store a notification: the future gives its journal id once committed. The write
-        belongs to the commit task: cancelling the future (the client went away, the handler
-        timed out) does not take the notification out of the batch being committed."""
+        """Store a notification: the future gives its journal id once committed. Once its
+        commit has begun the write belongs to the commit task: cancelling the future (the
+        client went away, the handler timed out) no longer takes the notification out. Before
+        that, a cancelled future drops it: its sender got no 2xx and sends it again."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.append(((received_at.timestamp(), body), future))
+        self._waiting[future] = (received_at.timestamp(), body)
+        self.waiting_bytes += len(body)
+        future.add_done_callback(self._drop_unwanted)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting(), name="journal-commit")
         return future
 
+    def _drop_unwanted(self, future: "asyncio.Future[int]") -> None:
+        row = self._waiting.pop(future, None)  # None once its commit began
+        if row is not None:
+            self.waiting_bytes -= len(row[1])
+
     async def _commit_waiting(self) -> None:
         while self._waiting:
-            batch = self._waiting[:GROUP_COMMIT_MAX]
-            del self._waiting[:GROUP_COMMIT_MAX]
+            batch = list(itertools.islice(self._waiting.items(), GROUP_COMMIT_MAX))
+            for future, _ in batch:
+                del self._waiting[future]
+            size = sum(len(body) for _, (_, body) in batch)
             try:
-                ids = await self._insert([row for row, _ in batch])
-            except Exception as exc:  # the transaction failed: every waiter gets a 503
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            except asyncio.CancelledError:
-                for _, future in batch:
-                    future.cancel()
-                raise
-            for (_, future), journal_id in zip(batch, ids, strict=True):
-                if not future.done():
-                    future.set_result(journal_id)
-            self.appended.set()
+                await self._commit(batch)
+            finally:
+                self.waiting_bytes -= size
+
+    async def _commit(self, batch: list[tuple["asyncio.Future[int]", Row]]) -> None:
+        insert = self._inserting = asyncio.create_task(self._insert([row for _, row in batch]))
+        try:
+            ids = await asyncio.wait_for(asyncio.shield(insert), self.timeout)
+        except TimeoutError as exc:
+            # The database hangs: the waiters get their 503 now; the insert may still
+            # commit later (then the senders' retries are duplicates, which ingest ignores).
+            # Nothing else is written until it ends: one stuck connection, one batch held.
+            _fail(batch, exc)
+            log.warning("journal_commit_stuck", notifications=len(batch), after=self.timeout)
+            await asyncio.wait([insert])
+            if not insert.cancelled() and insert.exception() is None:
+                self.appended.set()
+            return
+        except Exception as exc:  # the transaction failed: every waiter gets a 503
+            _fail(batch, exc)
+            return
+        except asyncio.CancelledError:
+            insert.cancel()
+            for future, _ in batch:
+                future.cancel()
+            raise
+        for (future, _), journal_id in zip(batch, ids, strict=True):
+            if not future.done():
+                future.set_result(journal_id)
+        self.appended.set()
 
     async def flush(self) -> None:
-        """Wait until everything appended so far is committed (shutdown)."""
-        while self._committer is not None and not self._committer.done():
-            await asyncio.wait([self._committer])
+        """Wait until everything appended so far is committed (shutdown), or the database
+        has not answered for `timeout` (those senders got a 503 and will send again)."""
+        if self._committer is not None and not self._committer.done():
+            await asyncio.wait([self._committer], timeout=self.timeout * 2)
 
     async def tidy(self) -> None:
         """Wait until the entries `forget` was given are gone (tests, shutdown). Here they
@@ -169,8 +219,8 @@ class SqlJournal(Journal):
     replica; a claim deletes the rows, and another replica's claim of the same rows waits for
     that transaction and then finds them gone)."""
 
-    def __init__(self, engine: AsyncEngine, writing: Writer) -> None:
-        super().__init__()
+    def __init__(self, engine: AsyncEngine, writing: Writer, timeout: float = 10.0) -> None:
+        super().__init__(timeout)
         self.engine = engine
         self.writing = writing
 
@@ -272,10 +322,12 @@ class SqlJournal(Journal):
             return backlog_of(now, rows.all())
 
 
-def open_journal(engine: AsyncEngine, writing: Writer) -> Journal:
+def open_journal(engine: AsyncEngine, writing: Writer, timeout: float = 10.0) -> Journal:
     """A journal file next to a SQLite state database file; the state database's own table
-    otherwise (PostgreSQL, in-memory SQLite)."""
+    otherwise (PostgreSQL, in-memory SQLite). `timeout`: see `Journal.timeout`."""
     from webhook.journal_sqlite import SqliteFileJournal, journal_path
 
     path = journal_path(engine)
-    return SqlJournal(engine, writing) if path is None else SqliteFileJournal(path, writing)
+    if path is None:
+        return SqlJournal(engine, writing, timeout)
+    return SqliteFileJournal(path, writing, timeout)

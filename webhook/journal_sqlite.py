@@ -76,8 +76,8 @@ def journal_path(engine: AsyncEngine) -> Path | None:
 
 
 class SqliteFileJournal(Journal):
-    def __init__(self, path: Path, writing: Writer) -> None:
-        super().__init__()
+    def __init__(self, path: Path, writing: Writer, timeout: float = 10.0) -> None:
+        super().__init__(timeout)
         self.path = path
         self.writing = writing
         """Write transactions on the state database (for `webhook_journal_applied`)."""
