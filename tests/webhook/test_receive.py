@@ -544,10 +544,10 @@ async def test_slow_store_answers_503_and_the_retry_is_idempotent(
     payload = load("tensafe_api_down.json")
     status, body = await post(client, payload)
     assert status == 503 and "retry" in body["error"]  # too slow: Alertmanager will retry
-    await asyncio.gather(*client.app[WEBHOOK_KEY].writes)  # the write itself was not abandoned
-    client.app[WEBHOOK_KEY].cfg = client.app[WEBHOOK_KEY].cfg.model_copy(
-        update={"store_timeout": 10}
-    )
+    webhook = client.app[WEBHOOK_KEY]
+    webhook.cfg = webhook.cfg.model_copy(update={"store_timeout": 10})
+    webhook.journal.timeout = 10
+    await webhook.journal.flush()  # its commit had begun: the write itself was not abandoned
     status, body = await post(client, payload)  # the retry
     assert (status, body["new"], body["duplicates"]) == (200, 0, 1)
     assert len(await deliveries(client)) == 2
