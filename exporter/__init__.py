@@ -17,7 +17,13 @@ from exporter.sources import usage as usage_source
 from exporter.sources import zendesk as zendesk_source
 from exporter.sources.base import ScheduledSource, SourceContext
 from exporter.stats import SelfCollector, UpstreamStats
-from tensafe_ops.keys import CLOCK_KEY, DEMO_KEY, SELF_REGISTRY_KEY, STATE_STORE_KEY
+from tensafe_ops.keys import (
+    CLOCK_KEY,
+    DEMO_KEY,
+    EXPORTER_CLOCK_KEY,
+    SELF_REGISTRY_KEY,
+    STATE_STORE_KEY,
+)
 from tensafe_ops.metrics import PRERENDERED_KEY
 
 RUNNER_KEY = web.AppKey("exporter_runner", Runner)
@@ -26,8 +32,9 @@ RUNNER_KEY = web.AppKey("exporter_runner", Runner)
 def setup(app: web.Application, cfg: ExporterConfig) -> None:
     stats = UpstreamStats(demo=app[DEMO_KEY])
     state = app[STATE_STORE_KEY]
-    runner = Runner([], state, stats, app[CLOCK_KEY])
-    context = SourceContext(state=state, stats=stats, clock=app[CLOCK_KEY], facts=runner)
+    clock = app[EXPORTER_CLOCK_KEY]
+    runner = Runner([], state, stats, clock, wall=app[CLOCK_KEY])
+    context = SourceContext(state=state, stats=stats, clock=clock, facts=runner)
     runner.sources = build_sources(cfg, context)
     app[RUNNER_KEY] = runner
     app[SELF_REGISTRY_KEY].register(

@@ -35,12 +35,22 @@ def _join(snapshots: Iterable[Snapshot]) -> Exposition:
 
 class Runner:
     def __init__(
-        self, sources: list[ScheduledSource], state: StateStore, stats: UpstreamStats, clock: Clock
+        self,
+        sources: list[ScheduledSource],
+        state: StateStore,
+        stats: UpstreamStats,
+        clock: Clock,
+        *,
+        wall: Clock | None = None,
     ) -> None:
         self.sources = sources
         self.state = state
         self.stats = stats
         self.clock = clock
+        """What the sources measure with (a demo world's clock in demo mode)."""
+        self.wall = wall or clock
+        """When snapshots are taken (`..._last_success_timestamp_seconds`): real time, so
+        staleness alerts hold even while a demo world's clock reads another day."""
         self.snapshots: dict[str, Snapshot] = {}
         self.exposition = Exposition()
         self._swap_lock = asyncio.Lock()
@@ -92,7 +102,7 @@ class Runner:
                 Snapshot.build,
                 source.name,
                 result.families,
-                self.clock().timestamp(),
+                self.wall().timestamp(),
                 result.facts,
             )
         except asyncio.CancelledError:

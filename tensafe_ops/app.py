@@ -10,7 +10,7 @@ import exporter
 import webhook
 from tensafe_ops import __version__, metrics
 from tensafe_ops.clock import Clock, utcnow
-from tensafe_ops.keys import CLOCK_KEY, DEMO_KEY, STATE_STORE_KEY
+from tensafe_ops.keys import CLOCK_KEY, DEMO_KEY, EXPORTER_CLOCK_KEY, STATE_STORE_KEY
 from tensafe_ops.settings import Settings
 from tensafe_ops.storage import StateStore, create_engine, migrate, within
 
@@ -50,10 +50,15 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/html")
 
 
-def make_app(settings: Settings, *, clock: Clock = utcnow) -> web.Application:
+def make_app(
+    settings: Settings, *, clock: Clock = utcnow, exporter_clock: Clock | None = None
+) -> web.Application:
+    """The application. `exporter_clock` (default: `clock`) is what business values are
+    measured with; a demo passes its world's clock there, the rest stays on `clock`."""
     app = web.Application(client_max_size=1024**2)
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock
+    app[EXPORTER_CLOCK_KEY] = exporter_clock or clock
     app[DEMO_KEY] = settings.demo
     app[STATE_STORE_KEY] = StateStore(create_engine(settings.server.db_url()))
     app.cleanup_ctx.append(_state_db)

@@ -15,7 +15,11 @@ import click
 
 from tensafe_ops import __version__
 
+DEMO_TICK = 30.0
+"""Seconds between the demo world's changes (unless --frozen)."""
+
 if TYPE_CHECKING:
+    from tensafe_ops.clock import ClockKind
     from tensafe_ops.sandbox.product import Scenario
     from tensafe_ops.sandbox.world import World
     from tensafe_ops.settings import ConfigError, Settings
@@ -72,7 +76,8 @@ def _parse_scenario(
 
 
 def world_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--world, --scale, --seed and --scenario: the simulated world to serve (sandbox, demo)."""
+    """--world, --scale, --seed, --scenario, --frozen and --clock: the simulated world to serve
+    (sandbox, demo) and how its time runs (docs/world-file.md)."""
     options = [
         click.option(
             "--world",
@@ -96,6 +101,21 @@ def world_options(command: Callable[..., None]) -> Callable[..., None]:
             help="Set the simulated TenSafe API's scenario, e.g. error_percent=12, "
             "api_down=true (keys in docs/product-sim.md; PATCH /_sandbox/scenario changes it "
             "while running).",
+        ),
+        click.option(
+            "--frozen",
+            is_flag=True,
+            help="Never change the world, and (with --clock world) stop its clock at its "
+            "`now`: the same values every time, however long it runs.",
+        ),
+        click.option(
+            "--clock",
+            "clock_kind",
+            type=click.Choice(["world", "wall"]),
+            default="world",
+            show_default=True,
+            help="world: time starts at the world's `now` (a world file's) and advances from "
+            "there; wall: the machine's clock (a world file's `now` jumps to today).",
         ),
     ]
     for option in reversed(options):
@@ -132,6 +152,8 @@ def sandbox(
     state_dir: Path,
     tick: float,
     scenario: "Scenario | None",
+    frozen: bool,
+    clock_kind: "ClockKind",
 ) -> None:
     """Serve only the simulated upstreams; print their URLs and credentials as one JSON line."""
     import asyncio
@@ -143,16 +165,22 @@ def sandbox(
     state_dir.mkdir(parents=True, exist_ok=True)
     usage_url = f"sqlite+aiosqlite:///{state_dir / 'usage.db'}"
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_sandbox(world, usage_url, tick, scenario))
+        asyncio.run(_sandbox(world, usage_url, 0 if frozen else tick, scenario, clock_kind))
 
 
 async def _sandbox(
-    world: "World", usage_url: str, tick: float, scenario: "Scenario | None"
+    world: "World",
+    usage_url: str,
+    tick: float,
+    scenario: "Scenario | None",
+    clock_kind: "ClockKind",
 ) -> None:
+    from tensafe_ops.clock import demo_clock
     from tensafe_ops.sandbox.server import start_world
 
+    clock = demo_clock(world.now, clock_kind, frozen=not tick)
     running = await start_world(
-        world, usage_db_url=usage_url, tick_every=tick or None, scenario=scenario
+        world, usage_db_url=usage_url, tick_every=tick or None, scenario=scenario, clock=clock
     )
     click.echo(json.dumps(running.describe()))
     sys.stdout.flush()
@@ -227,6 +255,8 @@ def serve(
     port: int | None,
     state_dir: Path | None,
     scenario: "Scenario | None",
+    frozen: bool,
+    clock_kind: "ClockKind",
 ) -> None:
     """Run the exporter and/or the webhook receiver."""
     import asyncio
@@ -250,13 +280,22 @@ def serve(
     if demo:
         world = _build_world(world_file, scale, seed)
         settings.server.state_dir.mkdir(parents=True, exist_ok=True)
-    elif world_file or scenario:
-        raise click.UsageError("--world and --scenario only make sense with --demo")
+    elif world_file or scenario or frozen or clock_kind != "world":
+        raise click.UsageError(
+            "--world, --scenario, --frozen and --clock only make sense with --demo"
+        )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, world, scenario))
+        asyncio.run(_serve(settings, world, scenario, frozen=frozen, clock_kind=clock_kind))
 
 
-async def _serve(settings: "Settings", world: "World | None", scenario: "Scenario | None") -> None:
+async def _serve(
+    settings: "Settings",
+    world: "World | None",
+    scenario: "Scenario | None",
+    *,
+    frozen: bool = False,
+    clock_kind: "ClockKind" = "world",
+) -> None:
     from aiohttp import web
 
     from tensafe_ops.app import make_app
@@ -266,12 +305,19 @@ async def _serve(settings: "Settings", world: "World | None", scenario: "Scenari
 
     log = get_logger("tensafe_ops")
     running = None
+    exporter_clock = None
     if world is not None:
+        from tensafe_ops.clock import demo_clock
         from tensafe_ops.sandbox.server import start_world
 
         usage_url = f"sqlite+aiosqlite:///{settings.server.state_dir / 'demo-usage.db'}"
+        exporter_clock = demo_clock(world.now, clock_kind, frozen=frozen)
         running = await start_world(
-            world, usage_db_url=usage_url, tick_every=30.0, scenario=scenario
+            world,
+            usage_db_url=usage_url,
+            tick_every=None if frozen else DEMO_TICK,
+            scenario=scenario,
+            clock=exporter_clock,
         )
         settings = running.configure(settings)
         register_secrets(secret_values(settings))
@@ -280,9 +326,12 @@ async def _serve(settings: "Settings", world: "World | None", scenario: "Scenari
             note="every source is the simulated TenSafe world, not real data",
             accounts=len(world.accounts),
             fakes=running.urls,
+            world_now=world.now.isoformat(),
+            clock=clock_kind,
+            frozen=frozen,
         )
 
-    app = make_app(settings)
+    app = make_app(settings, exporter_clock=exporter_clock)
     runner = web.AppRunner(app)
     await runner.setup()
     freeze_startup_objects()

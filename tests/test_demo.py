@@ -15,7 +15,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter import RUNNER_KEY
 from tensafe_ops.app import make_app
+from tensafe_ops.clock import demo_clock
 from tensafe_ops.sandbox import world as sandbox_world
 from tensafe_ops.sandbox.banner import sample_alert
 from tensafe_ops.sandbox.server import DEMO_CREDENTIALS, RunningWorld, start_world
@@ -271,3 +273,91 @@ async def test_demo_prints_how_to_use_it_and_its_curl_pages_pagerduty(
 
 
 OPEN = "tensafe_pagerduty_open_incidents"
+
+BUSINESS = ("tensafe_zendesk_", "tensafe_stripe_", "tensafe_pagerduty_", "tensafe_usage_",
+            "tensafe_health_", "tensafe_account_")  # fmt: skip
+"""Families of business values (not the exporter's own bookkeeping)."""
+
+
+def business_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        if f.name.startswith(BUSINESS)
+        for s in f.samples
+    }
+
+
+class Elapsed:
+    """Seconds since start as the test says (a monotonic counter it can move by an hour)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+async def test_a_frozen_world_file_serves_the_same_values_an_hour_later(
+    aiohttp_client, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # A world file whose `now` is days before the machine's clock.
+    then = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    generated = sandbox_world.generate(3, sandbox_world.WorldSize().scaled(0.3), then)
+    world_file = tmp_path / "world.json"
+    world_file.write_text(json.dumps(generated.to_json()))
+    world = sandbox_world.load(world_file)
+
+    elapsed = Elapsed()
+    frozen = demo_clock(world.now, "world", frozen=True, elapsed=elapsed)
+    moving = demo_clock(world.now, "world", elapsed=elapsed)  # the same world, not frozen
+    use = {"clock": frozen}
+    running = await start_world(
+        world,
+        usage_db_url=f"sqlite+aiosqlite:///{tmp_path / 'usage.db'}",
+        tick_every=None,  # --frozen: no ticks
+        clock=frozen,
+    )
+    before = json.dumps(world.to_json(), sort_keys=True)  # as served (start-up adds a service)
+    settings = parse_settings(
+        {
+            "server": {"state_dir": str(tmp_path / "state")},
+            "exporter": {"zendesk": {"rate_limit_per_minute": 6000}},  # no 6 s waits here
+        }
+    )
+
+    def exporter_clock() -> datetime:
+        return use["clock"]()
+
+    app = make_app(running.configure(settings), exporter_clock=exporter_clock)
+    client = await aiohttp_client(app)
+    first = business_values(await scrape_until_up(client))
+
+    # Ages are measured from the world's `now`, not from today: the oldest open unanswered
+    # normal-priority ticket's age, worked out from the world file itself.
+    metrics = {m["ticket_id"]: m for m in world.zendesk["ticket_metrics"]}
+    waiting = [
+        world.now - datetime.fromisoformat(t["created_at"])
+        for t in world.zendesk["tickets"]
+        if t["status"] in ("new", "open", "pending", "hold")
+        and t["priority"] == "normal"
+        and (metrics[t["id"]].get("reply_time_in_minutes") or {}).get("calendar") is None
+    ]
+    oldest = ("tensafe_zendesk_oldest_unanswered_age_seconds", (("priority", "p3"),))
+    assert waiting and first[oldest] == max(waiting).total_seconds()
+
+    async def refresh_all() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        runner = app[RUNNER_KEY]
+        for scheduled in runner.sources:  # health last: it joins the others
+            assert await runner.refresh_once(scheduled)
+        return business_values(await (await client.get("/metrics")).text())
+
+    elapsed.seconds += 3600  # an hour later
+    assert await refresh_all() == first
+    assert json.dumps(world.to_json(), sort_keys=True) == before  # nothing changed the world
+
+    use["clock"] = moving  # not frozen: its clock has moved on by the hour
+    later = await refresh_all()
+    assert later[oldest] == first[oldest] + 3600
+    assert later != first
+    await running.stop()

@@ -60,6 +60,8 @@ class RunningWorld:
     )
     product: ProductState = field(default_factory=lambda: product.new_state(time.time()))
     """The simulated TenSafe API's metrics and scenario (`urls["product"]`)."""
+    clock: Clock = utcnow
+    """The world's clock: what the world advances to, and what a demo exporter measures with."""
 
     def configure(self, settings: Settings) -> Settings:
         """Settings with every source pointed at the fakes (and demo mode on)."""
@@ -184,12 +186,13 @@ async def start_world(
     clock: Clock = utcnow,
     scenario: Scenario | None = None,
 ) -> RunningWorld:
-    """Serve `world` over HTTP on loopback; with `tick_every`, the world keeps changing.
+    """Serve `world` over HTTP on loopback; with `tick_every`, the world keeps changing,
+    advanced to `clock()` every `tick_every` seconds (without it, the world is frozen).
 
     The simulated TenSafe API (`urls["product"]`) runs on the wall clock whatever `clock`
     says: Prometheus computes its rates in real time.
     """
-    running = RunningWorld(world=world, usage_db_url=usage_db_url, faults=faults or {})
+    running = RunningWorld(world=world, usage_db_url=usage_db_url, faults=faults or {}, clock=clock)
     if scenario is not None:
         product.set_scenario(running.product, scenario, time.time())
     apps = {"zendesk": zendesk_api, "stripe": stripe_api, "pagerduty": pagerduty_api}
