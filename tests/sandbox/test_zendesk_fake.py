@@ -152,6 +152,22 @@ async def test_create_ticket_is_idempotent_per_key(aiohttp_client: ClientFactory
     check(recorder)
 
 
+async def test_a_created_ticket_is_next_in_the_export(aiohttp_client: ClientFactory) -> None:
+    """One world: a ticket the webhook files is read back by the exporter's next export."""
+    world = small_world()
+    client, _ = await fake(aiohttp_client, world)
+    _, caught_up = await export_all(client, "start_time=0&per_page=100")
+    body = {"ticket": {"subject": "[info] NewCustomerSignup", "comment": {"body": "signed up"}}}
+    created = await client.post("/api/v2/tickets.json", json=body, headers=AUTH)
+    assert created.status == 201
+    ticket_id = (await created.json())["ticket"]["id"]
+    news, _ = await export_all(client, f"cursor={caught_up['after_cursor']}&per_page=100")
+    assert [(t["id"], t["subject"], t["status"]) for t in news] == [
+        (ticket_id, "[info] NewCustomerSignup", "new")
+    ]
+    assert news[0]["generated_timestamp"] == int(world.now.timestamp())
+
+
 async def test_incremental_limit_answers_429_with_retry_after(
     aiohttp_client: ClientFactory,
 ) -> None:
