@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/tensafe-ops serve --demo --state-dir .tensafe-ops/demo
 
 test: $(STAMP) system-deps
-	$(BIN)/ruff check tensafe_ops exporter webhook tests bench deploy
-	$(BIN)/ruff format --check tensafe_ops exporter webhook tests bench deploy
+	$(BIN)/ruff check tensafe_ops exporter webhook operations tests bench deploy
+	$(BIN)/ruff format --check tensafe_ops exporter webhook operations tests bench deploy
 	$(BIN)/mypy
 	$(BIN)/mypy deploy/grafana/dashboard.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -47,8 +47,8 @@ chart-files:
 	touch $(CHART)/files/rules/.keep $(CHART)/files/dashboards/.keep
 
 lint: $(STAMP)
-	$(BIN)/ruff check --fix tensafe_ops exporter webhook tests bench deploy
-	$(BIN)/ruff format tensafe_ops exporter webhook tests bench deploy
+	$(BIN)/ruff check --fix tensafe_ops exporter webhook operations tests bench deploy
+	$(BIN)/ruff format tensafe_ops exporter webhook operations tests bench deploy
 
 # The Grafana dashboard is generated (a test fails when the committed JSON differs), then copied
 # into the chart.

@@ -62,6 +62,28 @@ class Runner:
         snapshot = self.snapshots.get(source)
         return None if snapshot is None else snapshot.facts
 
+    # The operator API's view (operations.ports.ExporterView)
+    def overview(self, source: str) -> Mapping[str, Any] | None:
+        snapshot = self.snapshots.get(source)
+        return None if snapshot is None else snapshot.overview
+
+    def freshness(self) -> list[dict[str, Any]]:
+        """Per enabled source: up, the last success (Unix time) and the last refresh's duration."""
+        rows = []
+        for scheduled in self.sources:
+            name = scheduled.source.name
+            status = self.stats.source(name)
+            rows.append(
+                {
+                    "source": name,
+                    "up": status.up,
+                    "last_success": status.last_success,
+                    "last_duration": status.last_duration,
+                    "interval": scheduled.config.interval,
+                }
+            )
+        return rows
+
     def current(self) -> Exposition:
         return self.exposition
 
@@ -104,6 +126,7 @@ class Runner:
                 result.families,
                 self.wall().timestamp(),
                 result.facts,
+                result.overview,
             )
         except asyncio.CancelledError:
             raise

@@ -49,6 +49,9 @@ class TicketState:
     reply_minutes: int | None
     """Calendar minutes to the first agent reply; None while unanswered."""
     solved_at: float | None
+    subject: str = ""
+    """Kept only while the operator API may list the ticket (open, or created in the last
+    day: `SUBJECT_KEPT_FOR`); "" otherwise, so 100,000 held tickets do not hold 100,000 subjects."""
 
     def to_json(self) -> list[Any]:
         return [
@@ -60,11 +63,13 @@ class TicketState:
             list(self.tags),
             self.reply_minutes,
             self.solved_at,
+            self.subject,
         ]
 
     @classmethod
     def from_json(cls, data: list[Any]) -> "TicketState":
-        ticket_id, status, priority, created, org, tags, reply, solved = data
+        ticket_id, status, priority, created, org, tags, reply, solved = data[:8]
+        subject = str(data[8]) if len(data) > 8 else ""  # state saved before subjects were kept
         return cls(
             int(ticket_id),
             sys.intern(str(status)),
@@ -74,7 +79,12 @@ class TicketState:
             tuple(sys.intern(str(t)) for t in tags),
             reply,
             solved,
+            subject,
         )
+
+
+SUBJECT_KEPT_FOR = 86400.0
+"""Done tickets keep their subject this long after creation (recurring-subject patterns)."""
 
 
 def parse_time(value: str | None) -> float | None:
@@ -89,21 +99,28 @@ def _priority(value: object) -> Priority:
     return DEFAULT_PRIORITY
 
 
-def ticket_state(ticket: Mapping[str, Any], metric_set: Mapping[str, Any] | None) -> TicketState:
-    """Extract the SLA-relevant fields from a TicketObject and its TicketMetricObject."""
+def ticket_state(
+    ticket: Mapping[str, Any], metric_set: Mapping[str, Any] | None, now: float | None = None
+) -> TicketState:
+    """Extract the SLA-relevant fields from a TicketObject and its TicketMetricObject (the
+    subject only while it may be listed at `now`: open, or created within SUBJECT_KEPT_FOR)."""
     metric_set = metric_set or {}
     reply = (metric_set.get("reply_time_in_minutes") or {}).get("calendar")
     created = parse_time(ticket.get("created_at"))
     tags = ticket.get("tags") or ()
+    status = sys.intern(str(ticket.get("status") or "new"))
+    recent = now is None or (created is not None and created >= now - SUBJECT_KEPT_FOR)
+    keep_subject = status in OPEN_STATUSES or recent
     return TicketState(
         id=int(ticket["id"]),
-        status=sys.intern(str(ticket.get("status") or "new")),
+        status=status,
         priority=_priority(ticket.get("priority")),
         created_at=created if created is not None else 0.0,
         organization_id=ticket.get("organization_id"),
         tags=tuple(sys.intern(t) for t in ([tags] if isinstance(tags, str) else tags)),
         reply_minutes=None if reply is None else int(reply),
         solved_at=parse_time(metric_set.get("solved_at")),
+        subject=str(ticket.get("subject") or "")[:200] if keep_subject else "",
     )
 
 

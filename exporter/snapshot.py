@@ -59,6 +59,8 @@ class Snapshot:
     """JSON-able per-account facts other sources (health) join on."""
     shared: tuple[Metric, ...] = ()
     """This source's part of the SHARED_FAMILIES, kept unrendered for merging."""
+    overview: Mapping[str, Any] = field(default_factory=dict)
+    """JSON-able totals and short lists the operator API reads (`SourceResult.overview`)."""
 
     @classmethod
     def build(
@@ -67,11 +69,12 @@ class Snapshot:
         families: Sequence[Metric],
         taken_at: float,
         facts: Mapping[str, Any] | None = None,
+        overview: Mapping[str, Any] | None = None,
     ) -> "Snapshot":
         own = [f for f in families if f.name not in SHARED_FAMILIES]
         shared = tuple(f for f in families if f.name in SHARED_FAMILIES)
         text, openmetrics = render(own)
-        return cls(source, text, openmetrics, taken_at, facts or {}, shared)
+        return cls(source, text, openmetrics, taken_at, facts or {}, shared, overview or {})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class Snapshot:
             "taken_at": self.taken_at,
             "facts": self.facts,
             "shared": [_family_to_json(f) for f in self.shared],
+            "overview": self.overview,
         }
 
     @classmethod
@@ -91,6 +95,7 @@ class Snapshot:
             float(data["taken_at"]),
             data.get("facts", {}),
             tuple(_family_from_json(f) for f in data.get("shared", [])),
+            data.get("overview", {}),
         )
 
 

@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 import exporter
+import operations
 import webhook
 from tensafe_ops import __version__, metrics
 from tensafe_ops.clock import Clock, utcnow
 from tensafe_ops.keys import CLOCK_KEY, DEMO_KEY, EXPORTER_CLOCK_KEY, STATE_STORE_KEY
 from tensafe_ops.settings import Settings
 from tensafe_ops.storage import StateStore, create_engine, migrate, within
+from webhook.reader import WebhookReader
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 READY_TIMEOUT = 2.0
@@ -70,4 +72,16 @@ def make_app(
         exporter.setup(app, settings.exporter)
     if settings.runs_webhook():
         webhook.setup(app, settings.webhook)
+    _wire_operator_views(app)
+    operations.setup(
+        app, settings.operator, settings.operator.api_auth or settings.webhook.api_auth
+    )
     return app
+
+
+def _wire_operator_views(app: web.Application) -> None:
+    """The operator part reads the two halves through narrow interfaces (operations.ports)."""
+    if exporter.RUNNER_KEY in app:
+        app[operations.EXPORTER_VIEW_KEY] = app[exporter.RUNNER_KEY]
+    if webhook.WEBHOOK_KEY in app:
+        app[operations.ALERT_BOOK_KEY] = WebhookReader(app[webhook.WEBHOOK_KEY])

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporter.config import ExporterConfig
+from operations.config import OperatorConfig
 from tensafe_ops.model import Model
 from tensafe_ops.yamlload import SecretRef, SecretRefError, load_yaml
 from webhook.config import WebhookConfig
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     server: ServerConfig = Field(default_factory=ServerConfig)
     exporter: ExporterConfig = Field(default_factory=ExporterConfig)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    operator: OperatorConfig = Field(default_factory=OperatorConfig)
     demo: bool = False
 
     @model_validator(mode="after")
@@ -81,10 +83,40 @@ class Settings(BaseSettings):
             raise _config_error(exc, ("server",)) from None
         try:
             return Settings(
-                server=server, exporter=self.exporter, webhook=self.webhook, demo=self.demo
+                server=server,
+                exporter=self.exporter,
+                webhook=self.webhook,
+                operator=self.operator,
+                demo=self.demo,
             )
         except ValidationError as exc:
             raise _config_error(exc) from None
+
+    @model_validator(mode="after")
+    def _operator_wiring(self) -> "Settings":
+        """The operator API's credentials and Slack destinations live in other sections."""
+        cfg = self.operator
+        if not cfg.enabled:
+            return self
+        problems = []
+        if cfg.api_auth is None and self.webhook.api_auth is None:
+            problems.append(
+                "operator.api_auth: set credentials (or `none`), or set webhook.api_auth"
+            )
+        for name in ("summary_slack", "handoff_slack"):
+            destination = getattr(cfg, name)
+            if destination is None:
+                continue
+            if not self.webhook.enabled:
+                problems.append(f"operator.{name}: posting to Slack needs the webhook enabled")
+            elif destination not in self.webhook.destinations.slack:
+                problems.append(
+                    f"operator.{name}: no slack destination {destination!r} under "
+                    "webhook.destinations.slack"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -26,6 +26,8 @@ from webhook.journal import open_journal
 from webhook.metrics import WebhookCollector, WebhookStats
 from webhook.store import WebhookStore
 
+__all__ = ["DISPATCHER_KEY", "INGESTER_KEY", "WEBHOOK_KEY", "setup"]
+
 log = get_logger("tensafe_ops.webhook")
 INGESTER_KEY = web.AppKey("webhook_ingester", Ingester)
 DISPATCHER_KEY = web.AppKey("webhook_dispatcher", Dispatcher)

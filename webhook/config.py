@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from tensafe_ops.auth import Auth, BasicAuth, Credentials
 from tensafe_ops.model import Model, Seconds
 from webhook.routing import (
     MatcherError,
@@ -35,27 +36,7 @@ from webhook.targets import DestinationsConfig, DigestConfig, DispatchConfig, In
 
 DEFAULT_RECEIVER_PATH = "/api/v1/alerts"
 
-
-class BasicAuth(Model):
-    username: str
-    password: SecretStr
-
-
-class Credentials(Model):
-    """What Alertmanager's `http_config` sends: `authorization` (Bearer) and/or `basic_auth`.
-    When both are set, either one is accepted."""
-
-    bearer_token: SecretStr | None = None
-    basic: BasicAuth | None = None
-
-    @model_validator(mode="after")
-    def _something_set(self) -> "Credentials":
-        if self.bearer_token is None and self.basic is None:
-            raise ValueError("set bearer_token and/or basic, or write `none` to disable auth")
-        return self
-
-
-Auth = Credentials | Literal["none"]
+__all__ = ["Auth", "BasicAuth", "Credentials", "WebhookConfig"]
 
 
 class ReceiverConfig(Model):

@@ -25,6 +25,9 @@ class SourceResult:
     refresh_again_in: float | None = None
     """Seconds until the next refresh when sooner than the interval (e.g. health waiting for
     its inputs' first sync); None: the source's interval."""
+    overview: Mapping[str, Any] = field(default_factory=dict)
+    """The source's totals and short lists for the operator API (JSON-able): ticket subjects,
+    incident titles and account names may appear here, never in metric labels."""
 
 
 @dataclass(frozen=True)

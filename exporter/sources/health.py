@@ -131,7 +131,16 @@ def health_result(
         cfg=cfg,
         now=now,
     )
-    return SourceResult(health_families(scores, inputs, cfg), share_equal(scores))
+    bands = Counter(h.band for h in scores.values())
+    overview = {
+        "bands": {band: bands[band] for band in BANDS},
+        "at_risk_below": cfg.at_risk_below,
+        "watch_below": cfg.watch_below,
+        "inputs": [source for source in INPUTS if inputs.get(source) is not None],
+    }
+    return SourceResult(
+        health_families(scores, inputs, cfg), share_equal(scores), overview=overview
+    )
 
 
 class HealthSource:

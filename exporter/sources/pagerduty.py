@@ -43,6 +43,9 @@ ACK_NAMESPACE = "pagerduty.ack"
 OPENED_WINDOWS = {"8h": timedelta(hours=8), "24h": timedelta(hours=24)}
 ACK_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
 QUANTILES = (0.5, 0.95)
+ONCALL_LOOKAHEAD = timedelta(hours=24)
+LISTED_MAX = 500
+"""At most this many incidents in the overview (open ones first, then the newest)."""
 URGENCIES = ("high", "low")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -256,7 +259,13 @@ class PagerDutySource:
             "incidents",
             {"since": _iso(listing_start), "until": _iso(now + timedelta(seconds=1))},
         )
-        oncalls, oncalls_capped = await self._list("/oncalls", "oncalls", {})
+        # Today's coming shifts too (the operator handoff names the night shift); the
+        # on-call metric keeps only the entries current at `now`.
+        oncalls, oncalls_capped = await self._list(
+            "/oncalls",
+            "oncalls",
+            {"since": _iso(now), "until": _iso(now + ONCALL_LOOKAHEAD)},
+        )
         by_id = {i["id"]: i for i in recent} | {i["id"]: i for i in open_incidents}
         known_acks = await self._known_acks(list(by_id.values()))
         exact_counts = await self._exact_open_counts() if open_capped else None
@@ -278,7 +287,8 @@ class PagerDutySource:
             exact_counts,
             capped,
         )
-        return SourceResult(families)
+        overview = await off_loop(incident_overview, now, open_incidents, recent, oncalls)
+        return SourceResult(families, overview=overview)
 
     async def aclose(self) -> None:
         await offload(self.client.close, seconds=5)
@@ -318,9 +328,76 @@ def incident_families(
         ),
         *_acknowledge_families(cfg, now, recent, known_acks),
         _oldest_family(open_incidents, now),
-        _oncall_family(oncalls, cfg.max_oncall_series),
+        _oncall_family([o for o in oncalls if _on_call_now(o, now)], cfg.max_oncall_series),
         _capped_family(capped),
     ]
+
+
+def _incident_json(incident: Mapping[str, Any]) -> dict[str, Any]:
+    acked = stats.first_acknowledged_at(incident)
+    service = incident.get("service") or {}
+    policy = incident.get("escalation_policy") or {}
+    return {
+        "id": incident.get("id"),
+        "number": incident.get("incident_number"),
+        "title": incident.get("title") or incident.get("summary") or "",
+        "status": incident.get("status"),
+        "urgency": incident.get("urgency"),
+        "priority": stats.priority_name(incident),
+        "service": service.get("summary"),
+        "escalation_policy": policy.get("summary"),
+        "created_at": incident.get("created_at"),
+        "acknowledged_at": None if acked is None else _iso(acked),
+        "resolved_at": incident.get("resolved_at"),
+        "assignees": [
+            str((a.get("assignee") or {}).get("summary"))
+            for a in incident.get("assignments") or []
+            if a.get("assignee")
+        ],
+        "html_url": incident.get("html_url"),
+    }
+
+
+def incident_overview(
+    now: datetime,
+    open_incidents: Sequence[dict[str, Any]],
+    recent: Sequence[dict[str, Any]],
+    oncalls: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """The open incidents and those created in the listing window (titles included), and the
+    on-call shifts from now to ONCALL_LOOKAHEAD, for the operator API."""
+    by_id = {i["id"]: i for i in recent} | {i["id"]: i for i in open_incidents}
+    ordered = sorted(
+        by_id.values(),
+        key=lambda i: (not stats.is_open(i), -stats.parse_time(i["created_at"]).timestamp()),
+    )
+    shifts = [
+        {
+            "escalation_policy": str((o.get("escalation_policy") or {}).get("summary")),
+            "level": o.get("escalation_level"),
+            "user": str((o.get("user") or {}).get("summary")),
+            "start": o.get("start"),
+            "end": o.get("end"),
+        }
+        for o in oncalls
+        if o.get("escalation_policy") and o.get("user")
+    ]
+    return {
+        "incidents": [_incident_json(i) for i in ordered[:LISTED_MAX]],
+        "open_total": sum(1 for i in open_incidents if stats.is_open(i)),
+        "oncalls": sorted(
+            shifts, key=lambda o: (o["escalation_policy"], o["level"] or 0, o["start"] or "")
+        )[:LISTED_MAX],
+        "listed_at": _iso(now),
+    }
+
+
+def _on_call_now(oncall: Mapping[str, Any], now: datetime) -> bool:
+    """Entries without start/end are permanent (the API sends null for those)."""
+    start, end = oncall.get("start"), oncall.get("end")
+    return (start is None or stats.parse_time(start) <= now) and (
+        end is None or stats.parse_time(end) > now
+    )
 
 
 def _iso(moment: datetime) -> str:

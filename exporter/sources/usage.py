@@ -224,6 +224,19 @@ def _families(
     return [*singles, jobs, seats, accounts, issues]
 
 
+def _overview(rows: Mapping[str, Sequence[Row]]) -> dict[str, Any]:
+    """The aggregate numbers for the operator API (validated by `_families` already)."""
+    overview: dict[str, Any] = {
+        key: _scalar(key, rows[key])
+        for key in ("dau", "wau", "mau", "api_calls_24h", "signups_24h", "activations_24h")
+    }
+    jobs: Counter[str] = Counter()
+    for status, count in rows["training_jobs_24h"]:
+        jobs[str(status)] += int(_number("training_jobs_24h", count))
+    overview["training_jobs_24h"] = dict(jobs)
+    return overview
+
+
 class UsageSource:
     name = "usage"
 
@@ -295,12 +308,13 @@ class UsageSource:
             join = _Join()
             rows, facts = await self._fetch(now, join)
             families = await off_loop(_families, rows, facts, join)
+            overview = _overview(rows)
         except UpstreamError as exc:
             self.context.stats.record_error(self.name, exc.kind)
             raise
         if join.issues:
             log.warning("usage_join_issues", **join.issues)
-        return SourceResult(families, facts)
+        return SourceResult(families, facts, overview=overview)
 
     async def aclose(self) -> None:
         if self.engine is not None:

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
+from operations.config import OperatorConfig
 from tensafe_ops.clock import Clock, utcnow
 from tensafe_ops.sandbox import (
     pagerduty_api,
@@ -43,6 +44,7 @@ DEMO_FX_RATES = {"eur": 1.08, "jpy": 0.0067}
 DEMO_SLACK_WEBHOOKS = {
     "incidents": "T0DEMO/B0INCIDENTS/demo-incidents-secret",
     "alerts": "T0DEMO/B0ALERTS/demo-alerts-secret",
+    "oncall": "T0DEMO/B0ONCALL/demo-oncall-secret",
 }
 DEMO_ROUTING_KEY = "demo0routing0key0000000000000000"
 
@@ -98,6 +100,20 @@ class RunningWorld:
                 "demo": True,
                 "exporter": exp.model_copy(update=update),
                 "webhook": self._webhook(settings),
+                "operator": self._operator(settings),
+            }
+        )
+
+    def _operator(self, settings: Settings) -> OperatorConfig:
+        """The operator API on, open like the webhook's API, posting to the demo #oncall; a
+        client may name a Prometheus on loopback (tensafe-admin --prometheus-url)."""
+        cfg = settings.operator
+        return cfg.model_copy(
+            update={
+                "enabled": True,
+                "api_auth": "none",
+                "prometheus_override": "loopback",
+                "summary_slack": cfg.summary_slack or "oncall",
             }
         )
 

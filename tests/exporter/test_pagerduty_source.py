@@ -409,3 +409,37 @@ async def test_documented_world_file_example(
     oncall = key("tensafe_pagerduty_oncall_info", escalation_policy="Platform", user="Ada Lovelace")
     assert values[oncall] == 1
     recorder.check()
+
+
+async def test_overview_lists_incidents_with_titles_and_the_coming_shifts(
+    serve: ServeFn, state: StateStore
+) -> None:
+    world, _ = scenario_world()
+    policy = world.pagerduty["oncalls"][0]
+    # The next level-1 shift of the first policy starts in 3 hours: listed in the overview
+    # (the handoff names it), but not on call now, so not in the metric.
+    upcoming = {
+        **policy,
+        "escalation_level": 1,
+        "user": {**policy["user"], "summary": "Katherine Johnson", "id": "PNEXT01"},
+        "start": (NOW + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": (NOW + timedelta(hours=27)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    world.pagerduty["oncalls"].append(upcoming)
+    source = make_source(await serve(world, Faults()), state, UpstreamStats())
+    result = await source.refresh(NOW)
+    overview = result.overview
+    assert overview["open_total"] == 2
+    incidents = overview["incidents"]
+    assert {i["status"] for i in incidents[:2]} == {"triggered", "acknowledged"}  # open first
+    assert all(i["title"] for i in incidents)
+    by_id = {i["id"]: i for i in incidents}
+    resolved = [i for i in world.pagerduty["incidents"] if i["status"] == "resolved"]
+    assert by_id[resolved[0]["id"]]["resolved_at"] == resolved[0]["resolved_at"]
+    shifts = [(o["user"], o["start"]) for o in overview["oncalls"]]
+    assert ("Katherine Johnson", upcoming["start"]) in shifts
+    values = samples(result.families)
+    assert not any(
+        name == "tensafe_pagerduty_oncall_info" and dict(labels)["user"] == "Katherine Johnson"
+        for name, labels in values
+    )

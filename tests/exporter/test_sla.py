@@ -209,3 +209,24 @@ def test_tickets_answered_within_the_longest_window_are_kept_until_they_age_out(
     assert is_relevant(answered, NOW.timestamp())
     assert achieved([answered], timedelta(days=7)).missed["low"] == 1
     assert not is_relevant(answered, (NOW + timedelta(days=5)).timestamp())
+
+
+def test_subject_is_kept_only_while_the_operator_api_may_list_the_ticket() -> None:
+    now = NOW.timestamp()
+
+    def state(status: str, age: timedelta) -> TicketState:
+        ticket = {
+            "id": 7,
+            "status": status,
+            "subject": "GPU quota exceeded for <team>",
+            "created_at": (NOW - age).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        return sla.ticket_state(ticket, None, now)
+
+    assert state("open", timedelta(days=40)).subject == "GPU quota exceeded for <team>"
+    assert state("solved", timedelta(hours=23)).subject == "GPU quota exceeded for <team>"
+    assert state("solved", timedelta(hours=25)).subject == ""  # 100k held tickets, few subjects
+    kept = state("open", timedelta(days=1))
+    assert TicketState.from_json(kept.to_json()) == kept
+    # State saved before subjects were kept still loads.
+    assert TicketState.from_json(kept.to_json()[:8]).subject == ""

@@ -88,7 +88,7 @@ class StripeSource:
         self._log_unresolved(summary)
         moves = await self.day.movements(dict(summary.by_customer), now)
         report = await off_loop(build_report, billing, summary, moves, now, self.cfg)
-        return SourceResult(report.families, report.facts)
+        return SourceResult(report.families, report.facts, overview=report.overview)
 
     def _log_unresolved(self, summary: MrrSummary) -> None:
         """Once per discount id: a discount that could not be read (its subscription counts

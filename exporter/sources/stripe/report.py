@@ -23,6 +23,8 @@ class Report:
     summary: MrrSummary
     families: list[Metric] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    overview: dict[str, Any] = field(default_factory=dict)
+    """Totals for the operator API (the daily summary's business table)."""
 
 
 def _gauge(name: str, doc: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
@@ -130,12 +132,27 @@ def build_report(
         family = _gauge(name, doc)
         family.add_metric([], value)
         add(family)
-    _add_recent(report, state, summary, now)
+    recent = _add_recent(report, state, summary, now)
     report.facts = _facts(state, summary, cfg, report.families)
+    report.overview = {
+        "currency": currency,
+        "mrr": summary.total,
+        "unconverted": dict(summary.unconverted),
+        "movements": moves.as_dict(),
+        "mrr_change_today": moves.net,
+        "scheduled_churn_mrr": summary.scheduled_churn,
+        "past_due_subscriptions": statuses.get("past_due", 0),
+        "paying_customers": len(paying),
+        "enterprise_customers": len(enterprise),
+        "enterprise_mrr_threshold": cfg.enterprise_mrr_threshold,
+        **recent,
+    }
     return report
 
 
-def _add_recent(report: Report, state: BillingState, summary: MrrSummary, now: datetime) -> None:
+def _add_recent(
+    report: Report, state: BillingState, summary: MrrSummary, now: datetime
+) -> dict[str, int]:
     """Counts over the last 24h, from new customers and the Events seen."""
     since = now.timestamp() - 86400
     recent = list(state.recent.values())
@@ -165,6 +182,12 @@ def _add_recent(report: Report, state: BillingState, summary: MrrSummary, now: d
         family = _gauge(name, doc)
         family.add_metric([], value)
         report.families.append(family)
+    return {
+        "failed_payments_24h": failed,
+        "new_customers_24h": new_customers,
+        "trial_conversions_24h": conversions,
+        "churned_customers_24h": len(churned),
+    }
 
 
 def _facts(

@@ -21,6 +21,10 @@ from exporter.snapshot import CACHED_NOTE
 
 DAY = 86400.0
 FACT_WINDOW = 14 * DAY
+LISTED_MAX = 200
+"""At most this many tickets per list of the overview (the oldest first)."""
+CREATED_LISTED_MAX = 2000
+"""At most this many tickets created in the last day are listed (recurring-subject patterns)."""
 
 
 @dataclass(frozen=True)
@@ -95,14 +99,72 @@ class Tally:
     facts: dict[str, dict[str, int]] = field(default_factory=dict)
     achievement: dict[str, sla.Achievement] = field(default_factory=dict)
     """First-response SLA achievement per window label (`sla.SLA_WINDOWS`)."""
+    solved_24h_by_priority: Counter[str] = field(default_factory=Counter)
+    urgent_open: list[TicketState] = field(default_factory=list)
+    """Open p1/p2 tickets."""
+    long_unanswered_tickets: list[TicketState] = field(default_factory=list)
+    created_24h_tickets: list[TicketState] = field(default_factory=list)
 
 
 def build(
     tickets: Iterable[TicketState], accounts: AccountMap, cfg: ZendeskConfig, now: float
-) -> tuple[list[Metric], dict[str, dict[str, int]]]:
-    """All Zendesk families and the per-account facts for the health join."""
+) -> tuple[list[Metric], dict[str, dict[str, int]], dict[str, Any]]:
+    """All Zendesk families, the per-account facts for the health join and the overview the
+    operator API reads."""
     counts = tally(tickets, accounts, cfg, now)
-    return families(counts, accounts, cfg), share_equal(counts.facts)
+    return (
+        families(counts, accounts, cfg),
+        share_equal(counts.facts),
+        overview(counts, accounts, cfg, now),
+    )
+
+
+def _ticket_json(
+    ticket: TicketState, accounts: AccountMap, cfg: ZendeskConfig, now: float
+) -> dict[str, Any]:
+    org = ticket.organization_id
+    return {
+        "id": ticket.id,
+        "subject": ticket.subject,
+        "priority": sla.priority_name(ticket.priority),
+        "status": ticket.status,
+        "created_at": ticket.created_at,
+        "account": None if org is None else accounts.accounts.get(org),
+        "answered": sla.is_answered(ticket),
+        "breaching": sla.is_breaching(ticket, now, cfg.first_response_sla),
+        "tags": list(ticket.tags),
+    }
+
+
+def overview(counts: Tally, accounts: AccountMap, cfg: ZendeskConfig, now: float) -> dict[str, Any]:
+    """Per priority counts and targets, the open p1/p2 tickets, the tickets unanswered too
+    long and the tickets of the last day (for recurring subjects and tags)."""
+
+    def listed(tickets: list[TicketState], limit: int) -> list[dict[str, Any]]:
+        oldest = sorted(tickets, key=lambda t: (t.created_at, t.id))[:limit]
+        return [_ticket_json(t, accounts, cfg, now) for t in oldest]
+
+    return {
+        "priorities": {
+            sla.priority_name(priority): {
+                "open": sum(counts.open[(priority, status)] for status in OPEN_STATUSES),
+                "breaching": counts.breaching[priority],
+                "target_seconds": cfg.first_response_sla[priority],
+                "oldest_unanswered_seconds": counts.oldest_unanswered.get(priority),
+                "solved_24h": counts.solved_24h_by_priority[sla.priority_name(priority)],
+            }
+            for priority in PRIORITIES
+        },
+        "created_24h": counts.created_24h,
+        "solved_24h": counts.solved_24h,
+        "long_unanswered": counts.long_unanswered,
+        "unanswered_alert_after": cfg.unanswered_alert_after,
+        "open_urgent": listed(counts.urgent_open, LISTED_MAX),
+        "open_urgent_total": len(counts.urgent_open),
+        "long_unanswered_tickets": listed(counts.long_unanswered_tickets, LISTED_MAX),
+        "recent": listed(counts.created_24h_tickets, CREATED_LISTED_MAX),
+        "top_tags_24h": dict(counts.tags_24h.most_common(cfg.top_tags)),
+    }
 
 
 def share_equal(facts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
@@ -135,13 +197,20 @@ def tally(
         is_breaching = sla.is_breaching(ticket, now, targets)
         if is_open:
             counts.open[(ticket.priority, ticket.status)] += 1
+            if ticket.priority in ("urgent", "high"):
+                counts.urgent_open.append(ticket)
         if is_breaching:
             counts.breaching[ticket.priority] += 1
-        counts.long_unanswered += sla.is_unanswered_over(ticket, now, cfg.unanswered_alert_after)
+        if sla.is_unanswered_over(ticket, now, cfg.unanswered_alert_after):
+            counts.long_unanswered += 1
+            counts.long_unanswered_tickets.append(ticket)
         if ticket.created_at >= now - DAY:
             counts.created_24h += 1
             counts.tags_24h.update(ticket.tags)
-        counts.solved_24h += sla.solved_since(ticket, now - DAY)
+            counts.created_24h_tickets.append(ticket)
+        if sla.solved_since(ticket, now - DAY):
+            counts.solved_24h += 1
+            counts.solved_24h_by_priority[sla.priority_name(ticket.priority)] += 1
         org = ticket.organization_id
         account = None if org is None else accounts.accounts.get(org)
         if account is not None:

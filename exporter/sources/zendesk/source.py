@@ -69,9 +69,11 @@ def names_unknown_organization(tickets: Iterable[TicketState], accounts: Account
     return any(t.organization_id is not None and t.organization_id not in known for t in tickets)
 
 
-def page_states(page: ExportPage, tags: "SharedTags | None" = None) -> list[TicketState]:
+def page_states(
+    page: ExportPage, tags: "SharedTags | None" = None, now: float | None = None
+) -> list[TicketState]:
     metric_by_ticket = {m["ticket_id"]: m for m in page.metric_sets if "ticket_id" in m}
-    states = [sla.ticket_state(t, metric_by_ticket.get(t["id"])) for t in page.tickets]
+    states = [sla.ticket_state(t, metric_by_ticket.get(t["id"]), now) for t in page.tickets]
     return states if tags is None else [tags.share(s) for s in states]
 
 
@@ -120,10 +122,10 @@ class ZendeskSource:
         # A few hundred ms of CPU over ~50,000 tickets, in a worker thread. It gets a list of the
         # (frozen) ticket states, not the dict the next sync updates, and the AccountMap,
         # which is replaced, never changed: nothing the thread reads changes under it.
-        families, facts = await off_loop(
+        families, facts, overview = await off_loop(
             metrics.build, list(self.tickets.values()), self.accounts, self.cfg, timestamp
         )
-        return SourceResult(families, facts)
+        return SourceResult(families, facts, overview=overview)
 
     async def _load(self) -> None:
         state = self.context.state
@@ -146,7 +148,7 @@ class ZendeskSource:
         while True:
             page = await self.client.export_page(cursor["cursor"], cursor["start_time"])
             pages += 1
-            states = page_states(page, self.tags)
+            states = page_states(page, self.tags, now)
             keep = {s.id: s for s in states if is_relevant(s, now)}
             drop = [str(s.id) for s in states if s.id not in keep and s.id in self.tickets]
             cursor = {
