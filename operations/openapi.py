@@ -508,7 +508,8 @@ SCHEMAS: dict[str, Schema] = {
             "resolved_at": N_STR,
             "closed_at": N_STR,
             "maintenance_id": N_INT,
-        }
+        },
+        {"held_back": arr(STR), "pagerduty_incident_key": STR},
     ),
     "MaintenanceWindow": obj(
         {
@@ -879,7 +880,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 ),
                 "responses": {
                     "200": _json(ref("Alert"), "acknowledged"),
-                    **_errors(400, 401, 404, 409, 503),
+                    **_errors(400, 401, 403, 404, 409, 503),
                 },
                 "security": SECURITY,
             }
@@ -911,10 +912,29 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 ),
                 "responses": {
                     "201": _json(ref("MaintenanceWindow"), "added"),
-                    **_errors(400, 401, 503),
+                    **_errors(400, 401, 403, 503),
                 },
                 "security": SECURITY,
             },
+        },
+        "/api/v1/maintenance/{id}": {
+            "delete": {
+                "summary": "Delete a maintenance window",
+                "parameters": [ID_PARAM],
+                "responses": {"204": {"description": "deleted"}, **_errors(401, 403, 404, 503)},
+                "security": SECURITY,
+            }
+        },
+        "/api/v1/maintenance/{id}/end": {
+            "post": {
+                "summary": "End a running maintenance window now",
+                "parameters": [ID_PARAM],
+                "responses": {
+                    "200": _json(ref("MaintenanceWindow"), "ended"),
+                    **_errors(401, 403, 404, 409, 503),
+                },
+                "security": SECURITY,
+            }
         },
         "/api/v1/deliveries": {
             "get": _read(
@@ -934,7 +954,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 "parameters": [ID_PARAM],
                 "responses": {
                     "200": _json(ref("Delivery"), "pending again"),
-                    **_errors(401, 404, 409, 503),
+                    **_errors(401, 403, 404, 409, 503),
                 },
                 "security": SECURITY,
             }
@@ -952,7 +972,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 "parameters": [ID_PARAM],
                 "responses": {
                     "200": _json(obj({"id": INT, "state": STR}), "pending again"),
-                    **_errors(401, 404, 503),
+                    **_errors(401, 403, 404, 503),
                 },
                 "security": SECURITY,
             }

@@ -11,7 +11,13 @@ import operations
 import webhook
 from tensafe_ops import __version__, metrics
 from tensafe_ops.clock import Clock, utcnow
-from tensafe_ops.keys import CLOCK_KEY, DEMO_KEY, EXPORTER_CLOCK_KEY, STATE_STORE_KEY
+from tensafe_ops.keys import (
+    API_READ_AUTH_KEY,
+    CLOCK_KEY,
+    DEMO_KEY,
+    EXPORTER_CLOCK_KEY,
+    STATE_STORE_KEY,
+)
 from tensafe_ops.settings import Settings
 from tensafe_ops.storage import StateStore, create_engine, migrate, within
 from webhook.reader import WebhookReader
@@ -63,6 +69,8 @@ def make_app(
     app[EXPORTER_CLOCK_KEY] = exporter_clock or clock
     app[DEMO_KEY] = settings.demo
     app[STATE_STORE_KEY] = StateStore(create_engine(settings.server.db_url()))
+    if settings.operator.read_auth is not None:
+        app[API_READ_AUTH_KEY] = settings.operator.read_auth
     app.cleanup_ctx.append(_state_db)
     metrics.setup(app, settings.server.role)
     app.router.add_get("/", index)

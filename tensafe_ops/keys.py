@@ -3,6 +3,7 @@
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from tensafe_ops.auth import Credentials
 from tensafe_ops.clock import Clock
 from tensafe_ops.storage import StateStore
 
@@ -15,3 +16,5 @@ STATE_STORE_KEY = web.AppKey("state_store", StateStore)
 SELF_REGISTRY_KEY = web.AppKey("self_registry", CollectorRegistry)
 """Live process metrics (small; rendered on every scrape)."""
 DEMO_KEY = web.AppKey("demo", bool)
+API_READ_AUTH_KEY = web.AppKey("api_read_auth", Credentials)
+"""Read-only credentials (operator.read_auth): accepted by every API's GET endpoints."""

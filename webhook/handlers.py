@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.exc import SQLAlchemyError
 
 from tensafe_ops.clock import Clock
+from tensafe_ops.keys import API_READ_AUTH_KEY
 from tensafe_ops.log import get_logger
 from tensafe_ops.storage import within
 from webhook.auth import authorized, pagerduty_signature_valid
@@ -205,14 +206,20 @@ async def _receive(webhook: Webhook, auth: Auth, request: web.Request) -> web.Re
 
 
 def api(handler: Handler) -> Handler:
-    """Management endpoints: `api_auth` first; unknown ids as 404, state conflicts as 409,
-    store trouble as 503."""
+    """Management endpoints: `api_auth` first (GET also accepts the read-only credentials
+    under API_READ_AUTH_KEY, writes with them are 403); unknown ids as 404, state conflicts as
+    409, store trouble as 503."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         webhook = request.app[WEBHOOK_KEY]
         assert webhook.cfg.api_auth is not None  # the config requires it when enabled
-        if not authorized(webhook.cfg.api_auth, request.headers.get("Authorization")):
-            return _unauthorized(webhook)
+        header = request.headers.get("Authorization")
+        if not authorized(webhook.cfg.api_auth, header):
+            read_only = request.app.get(API_READ_AUTH_KEY)
+            if read_only is None or not authorized(read_only, header):
+                return _unauthorized(webhook)
+            if request.method not in ("GET", "HEAD"):
+                return error(403, "these credentials may only read")
         try:
             return await handler(request)
         except NotFoundError as exc:

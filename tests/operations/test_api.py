@@ -383,6 +383,16 @@ async def test_events_calendar_and_read_only_credentials(
         await client.get("/api/v1/events", headers={"Authorization": "Bearer nope"})
     ).status == 401
     assert (await client.get("/api/v1/events", headers=read)).status == 200
+    # The same read-only credentials read the webhook's API, and may not write there either.
+    assert (await client.get("/api/v1/alerts", headers=read)).status == 200
+    window = {
+        "start": "2030-01-01T00:00:00Z",
+        "end": "2030-01-01T01:00:00Z",
+        "matchers": ['alertname="X"'],
+        "reason": "test",
+    }
+    assert (await client.post("/api/v1/maintenance", json=window, headers=read)).status == 403
+    assert (await client.post("/api/v1/maintenance", json=window, headers=API)).status == 201
     start = (datetime.now(UTC) + timedelta(hours=30)).replace(microsecond=0)
     event = {
         "start": start.isoformat(),
