@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY tensafe_ops tensafe_ops
 COPY exporter exporter
 COPY webhook webhook
+COPY operations operations
 RUN scripts/install-app.sh app /src /opt/tensafe-ops
 
 FROM ${PYTHON_IMAGE}
