@@ -288,6 +288,15 @@ def serve(
         asyncio.run(_serve(settings, world, scenario, frozen=frozen, clock_kind=clock_kind))
 
 
+def _demo_stack_recipe(settings: "Settings", port: int, urls: dict[str, str]) -> str:
+    """Writes the demo's Prometheus/Alertmanager files; returns how to start them."""
+    from tensafe_ops import stack
+    from tensafe_ops.sandbox.server import DEMO_ROUTING_KEY
+
+    service = _base_url(settings.server.host, port).removeprefix("http://")
+    return stack.demo_recipe(settings.server.state_dir / "stack", service, urls, DEMO_ROUTING_KEY)
+
+
 async def _serve(
     settings: "Settings",
     world: "World | None",
@@ -352,6 +361,7 @@ async def _serve(
             usage_db_url=running.usage_db_url,
             webhook=settings.runs_webhook(),
             now=datetime.now(UTC).replace(microsecond=0),
+            stack_recipe=_demo_stack_recipe(settings, runner.addresses[0][1], running.urls),
         )
         click.echo(block, nl=False)
     sys.stdout.flush()

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -361,3 +363,34 @@ async def test_a_frozen_world_file_serves_the_same_values_an_hour_later(
     assert later[oldest] == first[oldest] + 3600
     assert later != first
     await running.stop()
+
+
+def test_demo_prints_a_prometheus_alertmanager_recipe_over_valid_files(
+    demo_process: tuple[subprocess.Popen[str], list[str]], tmp_path: Path
+) -> None:
+    """After the block: one line starting Prometheus and Alertmanager on the shipped rules,
+    wired to this demo, over files promtool and amtool accept."""
+    process, lines = demo_process
+    assert process.stdout is not None
+    recipe = ""
+    for line in process.stdout:
+        if line.strip().startswith("prometheus --config.file="):
+            recipe = line.strip()
+            break
+    prometheus, alertmanager = (shlex.split(command) for command in recipe.split(" & "))
+    assert recipe.endswith(" &") and alertmanager[0] == "prometheus-alertmanager"
+    config = Path(prometheus[1].removeprefix("--config.file="))
+    assert config.parent == (tmp_path / "state" / "stack").resolve()
+    product = field(lines, "TenSafe API").removesuffix("/metrics").removeprefix("http://")
+    scraped = yaml.safe_load(config.read_text())["scrape_configs"]
+    assert {job["job_name"]: job["static_configs"][0]["targets"] for job in scraped} == {
+        "tensafe-api": [product],
+        "tensafe-cluster": [product],
+        "tensafe-ops": [field(lines, "Metrics").removesuffix("/metrics").removeprefix("http://")],
+    }
+    for argv in (
+        [require_binary("promtool"), "check", "config", str(config)],
+        [require_binary("amtool"), "check-config", alertmanager[1].split("=", 1)[1]],
+    ):
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -85,9 +85,11 @@ def startup_block(
     usage_db_url: str,
     webhook: bool,
     now: datetime,
+    stack_recipe: str | None = None,
 ) -> str:
     """The block for a demo listening at `base` (`http://host:port`) with these simulated
-    upstreams (`RunningWorld.urls`); `webhook`: whether the webhook half runs."""
+    upstreams (`RunningWorld.urls`); `webhook`: whether the webhook half runs; `stack_recipe`:
+    how to start Prometheus and Alertmanager on the shipped rules (`stack.demo_recipe`)."""
     lines = [
         "Demo mode: every source is the simulated TenSafe world, not real data.",
         "",
@@ -118,4 +120,6 @@ def startup_block(
         ]
     target = base.removeprefix("http://").removeprefix("https://")
     lines += ["", "Prometheus:", *(f"  {line}" for line in scrape_config(target).splitlines())]
+    if stack_recipe:
+        lines += ["", stack_recipe]
     return "\n".join(lines) + "\n"

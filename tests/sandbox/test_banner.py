@@ -110,3 +110,9 @@ def test_sandbox_prints_one_json_document_with_everything_to_call(tmp_path: Path
         for url in info["credentials"]["slack"]["webhooks"].values()
     )
     assert info["usage_db_url"].startswith("sqlite+aiosqlite:///")
+
+
+def test_the_prometheus_alertmanager_recipe_ends_the_block() -> None:
+    recipe = "Prometheus and Alertmanager…:\n  prometheus --config.file=x & alertmanager &"
+    assert block(stack_recipe=recipe).endswith(f"\n\n{recipe}\n")
+    assert "Prometheus and Alertmanager" not in block()
