@@ -333,12 +333,13 @@ class Dispatcher:
                 limiter.penalize(delay)
             self.stats.record(target, "retried")
             log.warning("delivery_retry", error=error, retry_in=round(delay, 3), **context)
-            return self.outbox.mark_retry(delivery.id, now, now + timedelta(seconds=delay), error)
+            not_before = now + timedelta(seconds=delay)
+            return self.outbox.mark_retry(delivery.id, now, not_before, error, outcome.status)
         if outcome.retryable:
             error = f"gave up after {attempt} attempts: {error}"
         self.stats.record(target, "dead")
         log.error("delivery_dead", error=error, **context)
-        return self.outbox.mark_dead(delivery.id, now, error)
+        return self.outbox.mark_dead(delivery.id, now, error, outcome.status)
 
     def retry_delay(self, outcome: Outcome, attempt: int) -> float:
         """Retry-After when the server gave one; for a 429 without it the full exponential

@@ -93,7 +93,17 @@ class Outbox(Protocol):
     async def mark_sent(self, delivery_id: int, now: datetime, status: int) -> None: ...
 
     async def mark_retry(
-        self, delivery_id: int, now: datetime, not_before: datetime, error: str
-    ) -> None: ...
+        self,
+        delivery_id: int,
+        now: datetime,
+        not_before: datetime,
+        error: str,
+        status: int | None = None,
+    ) -> None:
+        """Back to pending until `not_before`; `status` is the attempt's HTTP status, None
+        when it got no answer (every attempt records its own: `last_status`)."""
+        ...
 
-    async def mark_dead(self, delivery_id: int, now: datetime, error: str) -> None: ...
+    async def mark_dead(
+        self, delivery_id: int, now: datetime, error: str, status: int | None = None
+    ) -> None: ...

@@ -134,14 +134,26 @@ class SqlOutbox:
         await self._finish(delivery_id, now, state="sent", sent_at=ts(now), last_status=status)
 
     async def mark_retry(
-        self, delivery_id: int, now: datetime, not_before: datetime, error: str
+        self,
+        delivery_id: int,
+        now: datetime,
+        not_before: datetime,
+        error: str,
+        status: int | None = None,
     ) -> None:
         await self._finish(
-            delivery_id, now, state="pending", not_before=ts(not_before), last_error=error
+            delivery_id,
+            now,
+            state="pending",
+            not_before=ts(not_before),
+            last_error=error,
+            last_status=status,
         )
 
-    async def mark_dead(self, delivery_id: int, now: datetime, error: str) -> None:
-        await self._finish(delivery_id, now, state="dead", last_error=error)
+    async def mark_dead(
+        self, delivery_id: int, now: datetime, error: str, status: int | None = None
+    ) -> None:
+        await self._finish(delivery_id, now, state="dead", last_error=error, last_status=status)
 
     async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
         if not delivery_ids:

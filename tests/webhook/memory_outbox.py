@@ -96,14 +96,21 @@ class InMemoryOutbox:
         self.changed.set()
 
     async def mark_retry(
-        self, delivery_id: int, now: datetime, not_before: datetime, error: str
+        self,
+        delivery_id: int,
+        now: datetime,
+        not_before: datetime,
+        error: str,
+        status: int | None = None,
     ) -> None:
         row = self.rows[delivery_id]
         row.not_before, row.error, row.leased_until = not_before, error, None
         row.attempts += 1
         self.changed.set()
 
-    async def mark_dead(self, delivery_id: int, now: datetime, error: str) -> None:
+    async def mark_dead(
+        self, delivery_id: int, now: datetime, error: str, status: int | None = None
+    ) -> None:
         row = self.rows[delivery_id]
         row.state, row.error, row.leased_until = "dead", error, None
         row.attempts += 1
@@ -140,9 +147,16 @@ class FlakyOutbox:
         await self.inner.mark_sent(delivery_id, now, status)
 
     async def mark_retry(
-        self, delivery_id: int, now: datetime, not_before: datetime, error: str
+        self,
+        delivery_id: int,
+        now: datetime,
+        not_before: datetime,
+        error: str,
+        status: int | None = None,
     ) -> None:
-        await self.inner.mark_retry(delivery_id, now, not_before, error)
+        await self.inner.mark_retry(delivery_id, now, not_before, error, status)
 
-    async def mark_dead(self, delivery_id: int, now: datetime, error: str) -> None:
-        await self.inner.mark_dead(delivery_id, now, error)
+    async def mark_dead(
+        self, delivery_id: int, now: datetime, error: str, status: int | None = None
+    ) -> None:
+        await self.inner.mark_dead(delivery_id, now, error, status)

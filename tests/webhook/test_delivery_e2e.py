@@ -189,8 +189,41 @@ async def test_a_revoked_slack_webhook_is_dead_lettered_and_listed(
     dead = await deliveries_in(client, "dead", 2)
 
     assert [(d["target"], d["last_error"]) for d in dead] == [("slack", "HTTP 404: no_service")] * 2
+    assert [d["last_status"] for d in dead] == [404, 404]  # what the last attempt got
     assert [code for _, _, code in fakes.inbox.rejected] == ["no_service"] * 2
     assert "revoked-secret" not in json.dumps(dead)
+
+
+async def test_last_status_is_recorded_on_every_attempt(
+    aiohttp_client: ClientFactory,
+    aiohttp_server: ServerFactory,
+    tmp_path: Path,
+    state_db_url: str,
+    clock: FakeClock,
+    fakes: Fakes,
+) -> None:
+    faults = Faults(retry_after=0)
+    faults.queue("503")
+    inbox = slack_api.SlackInbox(webhooks={INCIDENTS, ALERTS}, per_second=100)
+    flaky = await aiohttp_server(slack_api.make_app(faults, inbox=inbox))
+    destinations = fakes.destinations()
+    destinations["slack"]["incidents"]["webhook_url"] = str(
+        flaky.make_url(f"/services/{INCIDENTS}")
+    )
+    app = webhook_app(tmp_path, state_db_url, clock, destinations=destinations, dispatch=FAST)
+    client = await aiohttp_client(app)
+
+    await post(client, load("tensafe_api_down.json"))
+    await eventually(lambda: faults.requests == 1)
+    for _ in range(250):  # the outcome is recorded a moment after the fake answered
+        retried = await deliveries_in(client, "pending", 1)
+        if retried[0]["attempts"] == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert [(d["target"], d["attempts"], d["last_status"]) for d in retried] == [("slack", 1, 503)]
+    assert "503" in retried[0]["last_error"]
+    sent = await deliveries_in(client, "sent", 1)
+    assert [(d["target"], d["last_status"]) for d in sent] == [("pagerduty", 202)]
 
 
 async def test_pending_deliveries_go_out_once_after_a_restart(
