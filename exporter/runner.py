@@ -56,6 +56,8 @@ class Runner:
         self._swap_lock = asyncio.Lock()
         self.refresh_again_in: dict[str, float] = {}
         """Per source, the sooner next refresh its last result asked for."""
+        self.retry_after: dict[str, float | None] = {}
+        """The Retry-After of each source's last failed refresh, if its upstream gave one."""
 
     # FactsView
     def facts(self, source: str) -> Mapping[str, Any] | None:
@@ -137,6 +139,9 @@ class Runner:
                 else ("timeout" if isinstance(exc, TimeoutError) else "internal")
             )
             self.stats.record_error(source.name, f"refresh_{kind}")
+            self.retry_after[source.name] = (
+                exc.retry_after if isinstance(exc, UpstreamError) else None
+            )
             status.up = False
             status.last_duration = time.monotonic() - started
             log.warning(
@@ -165,15 +170,33 @@ class Runner:
 
     async def run_forever(self, scheduled: ScheduledSource) -> None:
         failures = 0
+        name = scheduled.source.name
         while True:
             ok = await self.refresh_once(scheduled)
-            interval = scheduled.config.interval
-            if ok:
-                failures = 0
-                delay = self.refresh_again_in.get(
-                    scheduled.source.name, interval * random.uniform(0.95, 1.05)
-                )
-            else:
-                failures += 1
-                delay = min(interval, 5.0 + backoff_delay(failures, base=5.0, cap=interval))
+            failures = 0 if ok else failures + 1
+            delay = next_delay(
+                failures,
+                scheduled.config.interval,
+                again_in=self.refresh_again_in.get(name),
+                retry_after=None if ok else self.retry_after.get(name),
+            )
             await asyncio.sleep(delay)
+
+
+def next_delay(
+    failures: int,
+    interval: float,
+    *,
+    again_in: float | None = None,
+    retry_after: float | None = None,
+) -> float:
+    """Seconds until a source's next refresh. After a success (`failures` 0): its interval,
+    jittered by 5 %, or sooner if it asked to look again (`again_in`). After failures: a
+    short capped backoff, but not before the upstream's Retry-After, waited up to one
+    interval (a refresh that met a long Retry-After failed at once rather than sleep)."""
+    if failures == 0:
+        return again_in if again_in is not None else interval * random.uniform(0.95, 1.05)
+    delay = min(interval, 5.0 + backoff_delay(failures, base=5.0, cap=interval))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, interval))
+    return delay

@@ -117,20 +117,29 @@ async def with_retries(
     backoff_base: float = 1.0,
     backoff_cap: float = 60.0,
 ) -> T:
-    """Run `call`, retrying retryable UpstreamErrors: Retry-After on 429, else jittered backoff."""
+    """Run `call`, retrying retryable UpstreamErrors: Retry-After on 429, else jittered backoff.
+
+    A Retry-After longer than `backoff_cap` is not waited for: the error is raised at once,
+    so the refresh fails now (its source shows down) instead of sleeping through its budget,
+    and the runner tries again later (`exporter.runner.next_delay`)."""
+
+    def worth_retrying(exc: BaseException) -> bool:
+        if not isinstance(exc, UpstreamError) or not exc.retryable:
+            return False
+        return exc.retry_after is None or exc.retry_after <= backoff_cap
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         delay = backoff_delay(state.attempt_number, base=backoff_base, cap=backoff_cap)
         if isinstance(exc, UpstreamError):
             if exc.retry_after is not None:
-                delay = min(exc.retry_after, backoff_cap * 5)
+                delay = exc.retry_after
             if on_retry is not None:
                 on_retry(exc, delay)
         return delay
 
     retrying = AsyncRetrying(
-        retry=retry_if_exception(lambda e: isinstance(e, UpstreamError) and e.retryable),
+        retry=retry_if_exception(worth_retrying),
         stop=stop_after_attempt(max_retries + 1),
         wait=wait,
         reraise=True,

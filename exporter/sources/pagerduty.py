@@ -36,6 +36,9 @@ from tensafe_ops.http import (
 from tensafe_ops.log import get_logger
 
 SOURCE = "pagerduty"
+RETRY_AFTER_WAIT = 60.0
+"""The longest Retry-After a refresh waits for (PagerDuty's limits reset each minute); a
+longer one fails the refresh at once and the runner tries again later."""
 OFFSET_CAP = 10_000
 """PagerDuty answers 400 when offset + limit exceeds this (classic pagination)."""
 PAGE_SIZE = 100
@@ -167,8 +170,8 @@ class PagerDutySource:
                 )
             except UpstreamError as exc:
                 self.context.stats.record_error(SOURCE, exc.kind)
-                if exc.retry_after:
-                    self.limiter.penalize(exc.retry_after)
+                if exc.retry_after:  # capped: a bogus hour must not park later refreshes
+                    self.limiter.penalize(min(exc.retry_after, RETRY_AFTER_WAIT))
                 raise
 
         def on_retry(error: UpstreamError, delay: float) -> None:
@@ -179,6 +182,7 @@ class PagerDutySource:
             max_retries=self.cfg.max_retries,
             on_retry=on_retry,
             backoff_base=self.backoff_base,
+            backoff_cap=RETRY_AFTER_WAIT,
         )
 
     async def _list(

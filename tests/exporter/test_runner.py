@@ -9,7 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import SourceConfig
-from exporter.runner import Runner
+from exporter.runner import Runner, next_delay
 from exporter.sources.base import ScheduledSource, SourceResult
 from exporter.stats import SelfCollector, UpstreamStats
 from tensafe_ops.http import UpstreamError
@@ -179,4 +179,38 @@ async def test_a_source_asking_to_look_again_soon_is_not_left_for_its_interval(
         await task
     assert source.calls == 3  # twice soon, then back to its hour
     assert "health" not in runner.refresh_again_in
+    await engine.dispose()
+
+
+def test_next_delay_waits_for_retry_after_up_to_an_interval() -> None:
+    # After a success: the interval, jittered by 5 %, unless the source asked to look again.
+    assert 57 <= next_delay(0, 60) <= 63
+    assert next_delay(0, 60, again_in=2.0) == 2.0
+    # After a failure: a short backoff (5 s plus jitter, within the interval) ...
+    assert 5 <= next_delay(1, 60) <= 10
+    assert next_delay(1, 3) == 3
+    # ... but no sooner than the upstream asked, waiting at most one interval for it.
+    assert next_delay(1, 60, retry_after=3600) == 60
+    assert next_delay(1, 60, retry_after=30) == 30
+    assert 5 <= next_delay(1, 60, retry_after=1) <= 10
+
+
+async def test_a_rate_limited_refresh_shows_the_source_down_at_once(
+    state_db_url: str, clock: FakeClock
+) -> None:
+    engine = create_engine(state_db_url)
+    await migrate(engine)
+    source = ScriptedSource()
+    source.tickets = {"high": 1}
+    stats = UpstreamStats()
+    scheduled = ScheduledSource(source, SourceConfig(interval=60))
+    runner = Runner([scheduled], StateStore(engine), stats, clock)
+    assert await runner.refresh_once(scheduled)
+    source.fail_with = UpstreamError("rate_limited", "429", status=429, retry_after=3600)
+    assert not await runner.refresh_once(scheduled)
+    assert stats.source("zendesk").up is False
+    assert runner.retry_after["zendesk"] == 3600
+    source.fail_with = None  # the upstream recovered: the next refresh (within 60 s) succeeds
+    assert await runner.refresh_once(scheduled)
+    assert stats.source("zendesk").up is True
     await engine.dispose()

@@ -515,6 +515,27 @@ async def test_429_honours_retry_after_and_5xx_are_retried(
     await source.aclose()
 
 
+async def test_a_long_retry_after_fails_the_refresh_at_once(
+    serve: ServeFn, store: StateStore
+) -> None:
+    """Retry-After: 3600 must not park the refresh (source_up would stay 1 meanwhile) nor the
+    rate limiter (the next refresh would wait an hour although Stripe recovered)."""
+    served = await serve(hand_world(), Faults(retry_after=3600))
+    served.faults.queue("429")
+    source, stats = make_source(served.url, store)
+    started = time.monotonic()
+    with pytest.raises(UpstreamError) as caught:
+        await source.refresh(NOW)
+    assert time.monotonic() - started < 5
+    assert (caught.value.kind, caught.value.retry_after) == ("rate_limited", 3600)
+    assert stats.requests[("stripe", "429")] == 1  # not retried
+    started = time.monotonic()  # Stripe has recovered: the next refresh goes straight through
+    values = samples(await source.refresh(NOW))
+    assert time.monotonic() - started < 5
+    assert value(values, "tensafe_stripe_mrr", currency="eur") == pytest.approx(180.0)
+    await source.aclose()
+
+
 async def test_timeouts_are_retried(serve: ServeFn, store: StateStore) -> None:
     served = await serve(hand_world(), Faults(retry_after=0, timeout_seconds=1.0))
     served.faults.queue("timeout")
