@@ -4,19 +4,22 @@ Secrets never live in the file: use `!env VAR` / `!file PATH`, or the
 TENSAFE_OPS_<SECTION>__<KEY> environment variables (pydantic-settings).
 """
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from exporter.config import ExporterConfig
 from operations.config import OperatorConfig
 from tensafe_ops.model import Model
 from tensafe_ops.yamlload import SecretRef, SecretRefError, load_yaml
 from webhook.config import WebhookConfig
+
+ENV_PREFIX = "TENSAFE_OPS_"
 
 
 class ConfigError(Exception):
@@ -49,7 +52,7 @@ class ServerConfig(Model):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        extra="forbid", frozen=True, env_prefix="TENSAFE_OPS_", env_nested_delimiter="__"
+        extra="forbid", frozen=True, env_prefix=ENV_PREFIX, env_nested_delimiter="__"
     )
 
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -137,6 +140,19 @@ def parse_settings(data: Any) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         raise _config_error(exc) from None
+    except SettingsError as exc:  # an environment value pydantic-settings cannot even parse
+        raise ConfigError(_environment_errors(exc)) from None
+
+
+def _environment_errors(exc: SettingsError) -> list[tuple[str, str]]:
+    """Name the variables of the section the error is about (never their values, which may be
+    secrets): a list or mapping field set from the environment must be written as JSON."""
+    message = str(exc)
+    section = message.split('"')[1] if message.count('"') >= 2 else ""
+    prefix = f"{ENV_PREFIX}{section.upper()}"
+    names = sorted(name for name in os.environ if name.upper().startswith(prefix)) or [prefix]
+    hint = 'lists and mappings are written as JSON, e.g. \'["first", "second"]\''
+    return [(name, f"cannot be parsed ({hint})") for name in names]
 
 
 def load_settings(path: Path | None) -> Settings:

@@ -6,11 +6,11 @@ from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from tensafe_ops.model import Model, PerMinute, Seconds
+from tensafe_ops.model import HttpUrlText, Model, PerMinute, Seconds, SecretHttpUrl
 
 
 class SlackDestination(Model):
-    webhook_url: SecretStr
+    webhook_url: SecretHttpUrl
     """The incoming-webhook URL; its path is the credential, so it is a secret."""
     channel: str | None = None
     """Channel override (legacy webhooks only; app webhooks post to their own channel)."""
@@ -21,13 +21,13 @@ class SlackDestination(Model):
 class PagerDutyDestination(Model):
     routing_key: SecretStr
     """The Events API v2 integration key; it authenticates the event."""
-    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    events_url: HttpUrlText = "https://events.pagerduty.com/v2/enqueue"
     rate_per_minute: PerMinute = 120
     """PagerDuty accepts about 120 events per minute per routing key."""
 
 
 class ZendeskDestination(Model):
-    base_url: str
+    base_url: HttpUrlText
     """e.g. https://tensafe.zendesk.com"""
     email: str
     token: SecretStr

@@ -123,3 +123,52 @@ def test_secrets_in_nested_destinations_are_checked(
     with pytest.raises(ConfigError) as err:
         load_settings(path)
     assert err.value.details[0][0] == "webhook.destinations.slack.incidents.webhook_url"
+
+
+def test_a_malformed_environment_value_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TENSAFE_OPS_WEBHOOK__PAGERDUTY_WEBHOOK_SECRETS", "notjson-s3cret")
+    result = CliRunner().invoke(main, ["check-config", str(write(tmp_path, "{}\n"))])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert "TENSAFE_OPS_WEBHOOK__PAGERDUTY_WEBHOOK_SECRETS" in result.output
+    assert "JSON" in result.output
+    assert "notjson-s3cret" not in result.output  # the value may be a secret
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "hooks.slack.com/services/T0/B0/x",
+        "ftp://hooks.slack.com/x",
+        "https:///T0/B0/x",
+    ],
+)
+def test_a_slack_webhook_url_must_be_a_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("SLACK_URL", url)
+    path = write(
+        tmp_path,
+        "webhook:\n  destinations:\n    slack:\n      incidents:\n"
+        "        webhook_url: !env SLACK_URL\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    [(where, message)] = err.value.details
+    assert where == "webhook.destinations.slack.incidents.webhook_url"
+    assert "http" in message and url not in message
+
+
+def test_destination_urls_must_be_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PD_ROUTING_KEY", "R0UT1NG")
+    path = write(
+        tmp_path,
+        "webhook:\n  destinations:\n    pagerduty:\n      primary:\n"
+        "        routing_key: !env PD_ROUTING_KEY\n        events_url: events.pagerduty.com\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert any("events_url" in where for where, _ in err.value.details)
