@@ -148,7 +148,11 @@ async def test_slack_timeout_and_refused_connection_are_retryable_without_secret
 async def test_unknown_destination_and_bad_url_are_permanent(
     session: aiohttp.ClientSession,
 ) -> None:
-    notifier = slack_notifier(session, "not a url/services/secret")
+    # check-config refuses such a URL; the notifier does not trust that it never gets one.
+    bad = SlackDestination.model_construct(
+        webhook_url=SecretStr("not a url/services/secret"), channel=None, rate_per_second=1.0
+    )
+    notifier = SlackNotifier(session, {"main": bad}, timeout=5.0)
 
     unknown = await notifier.send(delivery("slack", {"text": "t"}, destination="gone"))
     bad_url = await notifier.send(delivery("slack", {"text": "t"}))
