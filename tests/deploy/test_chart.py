@@ -402,6 +402,24 @@ def test_alertmanager_config_points_at_the_webhook_service() -> None:
     assert config["spec"]["route"]["receiver"] == "tensafe-ops"
 
 
+def test_alertmanager_config_routes_and_inhibits_as_the_shipped_example() -> None:
+    """The chart's AlertmanagerConfig and deploy/alertmanager/alertmanager.yml agree."""
+    example = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
+    (config,) = of_kind(rendered("everything-values.yaml"), "AlertmanagerConfig")
+    route = config["spec"]["route"]
+    assert route["groupBy"] == example["route"]["group_by"]
+    assert route["repeatInterval"] == example["route"]["repeat_interval"]
+    [inhibit] = config["spec"]["inhibitRules"]
+    [shipped] = example["inhibit_rules"]
+
+    def matchers(found: list[dict[str, str]]) -> list[str]:
+        return [f'{m["name"]}{m.get("matchType", "=")}"{m["value"]}"' for m in found]
+
+    assert matchers(inhibit["sourceMatch"]) == shipped["source_matchers"]
+    assert matchers(inhibit["targetMatch"]) == shipped["target_matchers"]
+    assert inhibit["equal"] == shipped["equal"]
+
+
 def test_network_policies_let_in_only_prometheus_and_alertmanager() -> None:
     policies = by_component(rendered("everything-values.yaml"), "NetworkPolicy")
 
