@@ -50,6 +50,13 @@ log = get_logger("tensafe_ops.webhook")
 FORGET_DELAY = 0.05
 """Seconds applied entries wait to be deleted together with those applied after them."""
 FORGET_RETRY = 1.0
+SHRINK_PAGES = (64, 1024)
+"""Free pages (4 KiB each) past which the file gives space back after deleting: when the
+journal is empty (a burst has drained), and in any case. A burst must not leave the journal
+at its high-water size for good, and a steady flow should not pay a checkpoint per delete."""
+WAL_LIMIT = 1024 * 1024
+"""Bytes the write-ahead log is cut back to after a checkpoint (SQLite keeps it at its
+largest size otherwise)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -93,11 +100,31 @@ class SqliteFileJournal(Journal):
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                # Incremental: freed pages can be given back (`_shrink`). A file made by an
+                # older release is rebuilt once for it (it is small unless a backlog waits).
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                db.execute("VACUUM")
             db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             db.execute("PRAGMA synchronous=FULL")  # a 2xx survives a power loss too
             db.executescript(SCHEMA)
             self._db = db
         return self._db
+
+    def _shrink(self) -> None:
+        """Give the space of deleted entries back to the file system once there is much of
+        it (after a burst drained), and cut the write-ahead log back to `WAL_LIMIT`."""
+        db = self._connection()
+        free: int = db.execute("PRAGMA freelist_count").fetchone()[0]
+        drained, anyway = SHRINK_PAGES
+        if free < drained:
+            return
+        if free < anyway and db.execute("SELECT 1 FROM notifications LIMIT 1").fetchone():
+            return
+        # executescript steps the pragma to its end; execute() would free one page per call.
+        db.executescript("PRAGMA incremental_vacuum;")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work` in one write transaction. On any error the connection is dropped (the
@@ -206,6 +233,7 @@ class SqliteFileJournal(Journal):
         self._transaction(
             lambda db: db.executemany("DELETE FROM notifications WHERE id = ?", [(i,) for i in ids])
         )
+        self._shrink()
 
     async def set_aside(self, entry_id: int, error: str) -> None:
         await self._run(

@@ -348,3 +348,35 @@ def test_loop_load_is_the_share_of_recent_time_the_loop_thread_was_on_the_cpu() 
     for step in range(1, 21):  # then mostly idle: the busy half second falls out
         load.sample(100.5 + step * 0.1, 5.4 + step * 0.01)
     assert load.share() == pytest.approx(0.1, abs=0.02)
+
+
+def journal_bytes(path: Path) -> int:
+    """The journal file and its write-ahead log on disk."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+async def test_the_sqlite_journal_file_shrinks_back_after_a_burst(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    r = await replica(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}", tmp_path, clock)
+    try:
+        assert isinstance(r.journal, SqliteFileJournal)
+        await r.journal.append(body(am_alert("Warmup", "warning")), clock())
+        await r.ingester.catch_up()
+        await r.journal.tidy()
+        idle = journal_bytes(r.journal.path)
+        burst = []
+        for i in range(200):  # ~20 MB: a storm of notifications with long descriptions
+            alert = am_alert("WorkerCrashLoop", "warning", instance=f"w-{i}")
+            alert["annotations"]["description"] = "x" * 100_000
+            burst.append(r.journal.append(body(alert), clock()))
+        await asyncio.gather(*burst)
+        assert journal_bytes(r.journal.path) > 15_000_000
+        await r.ingester.catch_up()
+        await r.journal.tidy()
+        assert (await r.journal.backlog(clock())).pending == 0
+        assert journal_bytes(r.journal.path) < idle + 2_000_000  # not the 20 MB high-water
+    finally:
+        await r.journal.close()
+        await r.engine.dispose()
