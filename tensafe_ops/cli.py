@@ -354,12 +354,14 @@ async def _serve(
         from datetime import UTC, datetime
 
         from tensafe_ops.sandbox.banner import startup_block
+        from tensafe_ops.sandbox.server import demo_has_auth
 
         block = startup_block(
             base,
             running.urls,
             usage_db_url=running.usage_db_url,
             webhook=settings.runs_webhook(),
+            webhook_auth=demo_has_auth(settings),
             now=datetime.now(UTC).replace(microsecond=0),
             stack_recipe=_demo_stack_recipe(settings, runner.addresses[0][1], running.urls),
         )

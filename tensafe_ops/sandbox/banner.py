@@ -62,10 +62,11 @@ def sample_alert(now: datetime) -> dict[str, Any]:
     }
 
 
-def sample_alert_curl(webhook_url: str, now: datetime) -> str:
+def sample_alert_curl(webhook_url: str, now: datetime, auth: bool = False) -> str:
     body = json.dumps(sample_alert(now), separators=(",", ":"))
+    credentials = "-H 'Authorization: Bearer <your receiver token>' " if auth else ""
     return (
-        f"curl -sS -X POST {shlex.quote(webhook_url)} "
+        f"curl -sS -X POST {shlex.quote(webhook_url)} {credentials}"
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
     )
 
@@ -86,10 +87,12 @@ def startup_block(
     webhook: bool,
     now: datetime,
     stack_recipe: str | None = None,
+    webhook_auth: bool = False,
 ) -> str:
     """The block for a demo listening at `base` (`http://host:port`) with these simulated
     upstreams (`RunningWorld.urls`); `webhook`: whether the webhook half runs; `stack_recipe`:
-    how to start Prometheus and Alertmanager on the shipped rules (`stack.demo_recipe`)."""
+    how to start Prometheus and Alertmanager on the shipped rules (`stack.demo_recipe`);
+    `webhook_auth`: whether the config's credentials guard the webhook (else it is open)."""
     lines = [
         "Demo mode: every source is the simulated TenSafe world, not real data.",
         "",
@@ -97,9 +100,10 @@ def startup_block(
         f"  Health         {base}/healthz  {base}/readyz",
     ]
     if webhook:
+        auth = "credentials from the config" if webhook_auth else "no auth in the demo"
         lines += [
-            f"  Webhook        POST {base}{DEFAULT_RECEIVER_PATH}  (no auth in the demo)",
-            f"  Alerts API     {base}/api/v1/alerts  {base}/api/v1/deliveries  (no auth)",
+            f"  Webhook        POST {base}{DEFAULT_RECEIVER_PATH}  ({auth})",
+            f"  Alerts API     {base}/api/v1/alerts  {base}/api/v1/deliveries  ({auth})",
         ]
     lines += [
         "",
@@ -114,7 +118,7 @@ def startup_block(
         lines += [
             "",
             "Fire a sample critical alert (pages PagerDuty, posts to Slack #incidents):",
-            f"  {sample_alert_curl(base + DEFAULT_RECEIVER_PATH, now)}",
+            f"  {sample_alert_curl(base + DEFAULT_RECEIVER_PATH, now, webhook_auth)}",
             f"then see the page: curl -s '{events}/_sandbox/received?method=POST', and the",
             "incident in tensafe_pagerduty_open_incidents after PagerDuty's next refresh.",
         ]

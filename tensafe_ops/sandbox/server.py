@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from operations.config import OperatorConfig
+from tensafe_ops.auth import Auth
 from tensafe_ops.clock import Clock, utcnow
 from tensafe_ops.sandbox import (
     pagerduty_api,
@@ -47,6 +48,16 @@ DEMO_SLACK_WEBHOOKS = {
     "oncall": "T0DEMO/B0ONCALL/demo-oncall-secret",
 }
 DEMO_ROUTING_KEY = "demo0routing0key0000000000000000"
+
+
+def demo_api_auth(settings: Settings) -> Auth:
+    """The webhook API's credentials in the demo: the configured ones, else none."""
+    return settings.webhook.api_auth or "none"
+
+
+def demo_has_auth(settings: Settings) -> bool:
+    """Whether the demo's receivers ask for credentials (the configured ones)."""
+    return any(r.auth != "none" for r in settings.webhook.receivers.values())
 
 
 @dataclass
@@ -105,20 +116,22 @@ class RunningWorld:
         )
 
     def _operator(self, settings: Settings) -> OperatorConfig:
-        """The operator API on, open like the webhook's API, posting to the demo #oncall; a
-        client may name a Prometheus on loopback (tensafe-admin --prometheus-url)."""
+        """The operator API on, with the credentials configured (by default the webhook
+        API's, open when none are), posting to the demo #oncall; a client may name a
+        Prometheus on loopback (tensafe-admin --prometheus-url)."""
         cfg = settings.operator
         return cfg.model_copy(
             update={
                 "enabled": True,
-                "api_auth": "none",
+                "api_auth": cfg.api_auth or demo_api_auth(settings),
                 "prometheus_override": "loopback",
                 "summary_slack": cfg.summary_slack or "oncall",
             }
         )
 
     def _webhook(self, settings: Settings) -> WebhookConfig:
-        """The webhook half on, without auth (the demo says so), sending to the fakes."""
+        """The webhook half on, sending to the fakes, with the receivers and API credentials
+        the config sets; without any, open (the start-up block says so)."""
         zd = DEMO_CREDENTIALS["zendesk"]
         destinations = DestinationsConfig(
             slack={
@@ -142,8 +155,9 @@ class RunningWorld:
         return settings.webhook.model_copy(
             update={
                 "enabled": True,
-                "receivers": {DEFAULT_RECEIVER_PATH: ReceiverConfig(auth="none")},
-                "api_auth": "none",
+                "receivers": settings.webhook.receivers
+                or {DEFAULT_RECEIVER_PATH: ReceiverConfig(auth="none")},
+                "api_auth": demo_api_auth(settings),
                 "destinations": destinations,
             }
         )
