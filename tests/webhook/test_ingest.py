@@ -380,3 +380,20 @@ async def test_the_sqlite_journal_file_shrinks_back_after_a_burst(
     finally:
         await r.journal.close()
         await r.engine.dispose()
+
+
+async def test_a_notification_larger_than_a_slice_is_applied_whole(
+    one: Replica, clock: FakeClock
+) -> None:
+    """Ingest routes and writes big notifications in slices (the loop breathes between
+    them): every alert and delivery is still written once, and a repeat touches them all."""
+    many = [am_alert("Flood", "warning", instance=f"i-{n}") for n in range(1234)]
+    await one.journal.append(body(*many), clock())
+    await one.ingester.catch_up()
+    assert await count(one.engine, alerts) == 1234
+    assert await count(one.engine, deliveries) == 1234
+    clock.advance(minutes=5)
+    journal_id = await one.journal.append(body(*many), clock())
+    await one.ingester.catch_up()
+    assert one.ingester.recent[journal_id].duplicates == 1234
+    assert await count(one.engine, alerts, alerts.c.last_seen_at == clock().timestamp()) == 1234
