@@ -5,6 +5,9 @@ Rules:
   default; a per-alertname override beats both.
 - Matchers follow Alertmanager: `name="value"`, `name!="value"`, `name=~"regex"`, `name!~"regex"`
   (value quoted or bare; regexes are anchored at both ends; a missing label equals "").
+  Regexes are RE2, like Alertmanager's (Go's regexp): matching takes time linear in the label
+  value, so no regex an operator writes can hold routing up (a backtracking engine takes
+  hours over `(a+)+b` against forty `a`s); backreferences and lookarounds are refused.
 - Routes are tried in order. The first matching route wins unless it sets `continue`, in which
   case later routes are tried as well. Matchers see the labels with `severity` replaced by the
   effective severity, so an unknown severity routes like the default.
@@ -17,7 +20,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
+
+import re2
 
 Severity = Literal["critical", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
@@ -26,6 +31,10 @@ Operator = Literal["=", "!=", "=~", "!~"]
 _MATCHER = re.compile(
     r"""^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>"(?:[^"\\]|\\.)*"|[^"\s]*)\s*$"""
 )
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the MatcherError says it; RE2 would also print to stderr
 
 
 class MatcherError(ValueError):
@@ -37,7 +46,8 @@ class Matcher:
     name: str
     op: Operator
     value: str
-    pattern: re.Pattern[str] | None = None
+    pattern: Any = None
+    """The compiled RE2 regex of `=~` and `!~` (google-re2 has no type hints)."""
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
@@ -70,9 +80,10 @@ def parse_matcher(text: str) -> Matcher:
     pattern = None
     if op in ("=~", "!~"):
         try:
-            pattern = re.compile(value)
-        except re.error as exc:
-            raise MatcherError(f"invalid regex in matcher {text!r}: {exc}") from None
+            pattern = re2.compile(value, options=_RE2_OPTIONS)
+        except re2.error as exc:
+            reason = exc.args[0].decode(errors="replace") if exc.args else "invalid"
+            raise MatcherError(f"invalid regex in matcher {text!r}: {reason}") from None
     return Matcher(found["name"], op, value, pattern)
 
 

@@ -6,6 +6,7 @@ read back (left by an older release) are read clamped, and routing that meets a 
 cannot evaluate pages anyway."""
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -195,3 +196,20 @@ async def test_an_ack_from_the_future_is_recorded_at_its_arrival(
     alert = (await (await client.get("/api/v1/alerts", headers=API)).json())["alerts"][0]
     assert alert["acknowledged_at"] == "2026-11-27T12:00:00Z"  # the clock, not year 9999
     assert json.dumps(alert)  # and it reads back
+
+
+async def test_a_backtracking_regex_in_a_window_cannot_stall_routing(
+    aiohttp_client, tmp_path, clock
+) -> None:  # type: ignore[no-untyped-def]
+    """`(a+)+b` against forty `a`s takes a backtracking engine hours; matchers use RE2, as
+    Alertmanager does, which takes linear time."""
+    client = await start(aiohttp_client, tmp_path, f"sqlite+aiosqlite:///{tmp_path}/s.db", clock)
+    window = {**WINDOW, "matchers": ['alertname=~"(a+)+b"']}
+    assert (await client.post("/api/v1/maintenance", json=window, headers=API)).status == 201
+    started = time.monotonic()
+    await receive(client, notification(am_alert("a" * 40)))
+    assert time.monotonic() - started < 5
+    assert await targets_of_newest_alert(client) == ["pagerduty", "slack"]  # no match: paged
+    backreference = {**WINDOW, "matchers": ['alertname=~"(a)\\\\1"']}  # RE2 has none
+    refused = await client.post("/api/v1/maintenance", json=backreference, headers=API)
+    assert refused.status == 400 and (await refused.json())["field"] == "matchers.0"
