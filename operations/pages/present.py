@@ -1,0 +1,99 @@
+"""How the pages write numbers and times: pure functions, also registered as template filters.
+
+`countdown` writes exactly what the pages' script writes (static/pages.js), so the server's text
+and the live one agree at `taken_at`.
+"""
+
+import math
+from datetime import UTC, datetime
+
+BAND_WORDS = {
+    "healthy": "OK",
+    "warning": "Warning",
+    "critical": "Critical",
+    "unknown": "No data",
+    "info": "Info",
+    "at_risk": "At risk",
+    "watch": "Watch",
+}
+STATE_WORDS = {"done": "Done", "failed": "Failed", "open": "To do", "unknown": "Unknown"}
+
+
+def span(seconds: float) -> str:
+    """A duration for people: 42s, 14m 05s, 3h 07m, 2d 04h (rounded down)."""
+    s = max(0, math.floor(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def countdown(seconds_left: float) -> str:
+    """Time left to respond, or how long ago that time passed."""
+    return (
+        f"{span(seconds_left)} left" if seconds_left >= 0 else f"overdue by {span(-seconds_left)}"
+    )
+
+
+def signed_seconds_left(alert: dict[str, object]) -> float | None:
+    """Seconds to the alert's respond-by (negative: overdue); None when nobody waits on it."""
+    left, overdue = alert.get("seconds_left"), alert.get("overdue_seconds")
+    if isinstance(left, int | float):
+        return float(left)
+    if isinstance(overdue, int | float):
+        return -float(overdue)
+    return None
+
+
+def money(amount: float | None, currency: str | None) -> str:
+    if amount is None:
+        return "unknown"
+    code = (currency or "usd").upper()
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(code)
+    text = f"{abs(amount):,.0f}" if abs(amount) >= 100 else f"{abs(amount):,.2f}"
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {code}"
+
+
+def short_money(amount: float, currency: str | None) -> str:
+    """Axis labels: $12.5k, $1.2M."""
+    code = (currency or "usd").upper()
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(code, "")
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(amount) >= size:
+            return f"{symbol}{amount / size:.3g}{suffix}"
+    return f"{symbol}{amount:.0f}"
+
+
+def clock_time(text: str | None) -> str:
+    """An RFC 3339 UTC time as HH:MM:SS UTC (the date too when it is not today's)."""
+    moment = parse(text)
+    if moment is None:
+        return "never"
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def parse(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def age(text: str | None, now: datetime) -> float | None:
+    moment = parse(text)
+    return None if moment is None else max(0.0, (now - moment).total_seconds())
+
+
+def band_word(band: str | None) -> str:
+    return BAND_WORDS.get(band or "unknown", (band or "unknown").replace("_", " "))
+
+
+def state_word(state: str) -> str:
+    return STATE_WORDS.get(state, state)
