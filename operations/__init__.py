@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from operations import pages
 from operations.config import OperatorConfig
 from operations.handlers import OPERATIONS_KEY, add_routes
 from operations.ports import ALERT_BOOK_KEY, EXPORTER_VIEW_KEY
@@ -44,6 +45,7 @@ def setup(app: web.Application, cfg: OperatorConfig, api_auth: Auth | None) -> N
     )
     app[OPERATIONS_KEY] = ops
     add_routes(app)
+    pages.setup(app, cfg.pages)
     app.cleanup_ctx.append(_session)
     app.cleanup_ctx.append(_recorder)
 

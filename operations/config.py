@@ -79,6 +79,27 @@ class Targets(Model):
     """At least this MRR change over the UTC day (reporting currency)."""
 
 
+class PagesConfig(Model):
+    """The status pages (`operator.pages`): /status, /customers and /checklist, behind the
+    API's credentials (see docs/pages.md)."""
+
+    enabled: bool = True
+    refresh_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    """How often an open page fetches fresh data: 0 (never) or at least 5 s (each refresh
+    queries Prometheus)."""
+    session_hours: Annotated[float, Field(gt=0, le=720)] = 12.0
+    """How long a sign-in through /login lasts (a shift)."""
+    trend_days: Annotated[int, Field(ge=2, le=400)] = 30
+    """Days in the customers page's trend (daily records, today live)."""
+
+    @field_validator("refresh_seconds")
+    @classmethod
+    def _not_too_often(cls, seconds: float) -> float:
+        if 0 < seconds < 5:
+            raise ValueError("0 (off) or at least 5 seconds")
+        return seconds
+
+
 class OperatorConfig(Model):
     enabled: bool = False
     prometheus_url: str | None = None
@@ -110,6 +131,8 @@ class OperatorConfig(Model):
     pattern_min: Annotated[int, Field(ge=2)] = 3
     """Tickets in 24 h sharing a tag or a subject that make a recurring pattern."""
     targets: Targets = Field(default_factory=Targets)
+    pages: PagesConfig = Field(default_factory=PagesConfig)
+    """The status pages (/status, /customers, /checklist) behind the same credentials."""
 
     @field_validator("prometheus_url")
     @classmethod

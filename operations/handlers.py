@@ -141,11 +141,15 @@ def picture_view(view: Callable[[Picture], Any]) -> Handler:
     return answer
 
 
-@json_answer
-async def get_status(request: web.Request) -> Any:
-    p = await _picture(request)
+def status_answer(p: Picture) -> dict[str, Any]:
+    """GET /api/v1/status (also the status page's data): the board with today's progress."""
     progress = checklist.checklist(p)["progress"]
     return views.status(p, {"day": p.day.isoformat(), **progress})
+
+
+@json_answer
+async def get_status(request: web.Request) -> Any:
+    return status_answer(await _picture(request))
 
 
 @json_answer

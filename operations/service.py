@@ -115,6 +115,7 @@ class Operations:
             "checklist": answers,
             "key_metrics": checklist.key_metrics(p),
             "tiles": {t["key"]: t["value"] for t in board["tiles"]},
+            "customers": views.customer_totals(p),
         }
 
     async def record_now(self, now: datetime, prometheus: Prometheus | None) -> dict[str, Any]:

@@ -432,6 +432,19 @@ def rules_bands() -> tuple[str, ...]:
     return ("at_risk", "watch", "healthy")
 
 
+def customer_totals(p: Picture) -> dict[str, Any] | None:
+    """What a day's record keeps for the customers page's trend: customers and MRR per band,
+    and the total MRR (reporting currency). None before the first health scores."""
+    answer = customers(p, None, 0, 0)
+    if not answer["available"]:
+        return None
+    return {
+        "bands": answer["bands"],
+        "mrr": p.overview("stripe").get("mrr"),
+        "currency": answer["currency"],
+    }
+
+
 def upcoming_maintenance(p: Picture, within: timedelta) -> list[dict[str, Any]]:
     horizon = p.now + within
     events = [

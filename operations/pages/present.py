@@ -95,5 +95,61 @@ def band_word(band: str | None) -> str:
     return BAND_WORDS.get(band or "unknown", (band or "unknown").replace("_", " "))
 
 
+CUSTOMER_BANDS = {"at_risk": "At risk", "watch": "Watch", "healthy": "Healthy"}
+
+
+def customer_band(band: str | None) -> str:
+    return CUSTOMER_BANDS.get(band or "", "Not scored")
+
+
 def state_word(state: str) -> str:
     return STATE_WORDS.get(state, state)
+
+
+def severity_class(severity: str | None) -> str:
+    return {"critical": "crit", "warning": "warn", "info": "info"}.get(severity or "", "unknown")
+
+
+def priority_name(priority: str | None) -> str:
+    return (priority or "none").upper()
+
+
+def prometheus_state(status: dict[str, object]) -> str:
+    if not status.get("configured"):
+        return "not configured"
+    if status.get("reachable"):
+        return "reachable"
+    return f"unreachable ({status.get('error') or 'no answer'})"
+
+
+CHECK_NAMES = {
+    "healthy": "Health not at risk",
+    "no_breaching_tickets": "No ticket breaching its SLA",
+    "uptime_sla": "Uptime within the SLA",
+    "maintenance_communicated": "Maintenance communicated",
+}
+
+
+def check_name(key: str) -> str:
+    return CHECK_NAMES.get(key, key.replace("_", " "))
+
+
+def yes_no(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
+FILTERS = {
+    "span": span,
+    "countdown": countdown,
+    "seconds_left": signed_seconds_left,
+    "money": money,
+    "clock_time": clock_time,
+    "band_word": band_word,
+    "customer_band": customer_band,
+    "state_word": state_word,
+    "severity_class": severity_class,
+    "priority_name": priority_name,
+    "prometheus_state": prometheus_state,
+    "check_name": check_name,
+    "yes_no": yes_no,
+}

@@ -60,7 +60,7 @@ def nice_step(span: float, count: int) -> float:
     if span <= 0 or not math.isfinite(span):
         return 1.0
     raw = span / max(count, 1)
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     for factor in (1.0, 2.0, 2.5, 5.0, 10.0):
         if raw <= factor * power:
             return factor * power
@@ -90,8 +90,10 @@ def chart(
     width: int = 320,
     height: int = 120,
     from_zero: bool = True,
+    tick_format: Format | None = None,
 ) -> Chart:
-    """Geometry of `series` (one value per day, oldest first; None: not recorded that day)."""
+    """Geometry of `series` (one value per day, oldest first; None: not recorded that day).
+    `fmt` writes the values, `tick_format` (default `fmt`) the axis labels."""
     left, right, top, bottom = 48.0, float(width - 8), 8.0, float(height - 20)
     known = [(day, v) for day, v in series if v is not None and math.isfinite(v)]
     first_day = series[0][0] if series else None
@@ -140,7 +142,7 @@ def chart(
         run.append(f"{point.x:g},{point.y:g}")
     if len(run) > 1:
         lines.append(" ".join(run))
-    ticks = tuple(Tick(round(y_of(v), 1), fmt(v)) for v in tick_values)
+    ticks = tuple(Tick(round(y_of(v), 1), (tick_format or fmt)(v)) for v in tick_values)
     return Chart(
         width,
         height,
