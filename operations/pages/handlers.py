@@ -1,8 +1,7 @@
 """The pages' handlers: gather one `Picture`, apply the operator API's views to it, render.
 
-Every page answers 401 with the sign-in form when the request carries no accepted credentials
-(plus a Basic challenge when basic credentials are configured, so a browser can offer its own
-dialog), and 503 with a short page when the state store is away, like the API.
+Every page answers 401 with the sign-in form when the request carries no accepted credentials,
+and 503 with a short page when the state store is away, like the API.
 """
 
 import base64
@@ -38,8 +37,9 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-REFRESH_HEADER = "X-Tensafe-Refresh"
-"""Sent by the pages' script: a 401 then carries no Basic challenge (no dialog mid-refresh)."""
+CHALLENGE = 'Bearer realm="tensafe-ops"'
+"""A 401's challenge: not Basic, which would put a browser's own dialog before the sign-in
+form (the form takes a user name and password too)."""
 AT_RISK_ROWS = 200
 _STORE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError)
 
@@ -119,8 +119,8 @@ def login_page(
         },
         status=status,
     )
-    if status == 401 and pages.gate.basic_configured and REFRESH_HEADER not in request.headers:
-        response.headers["WWW-Authenticate"] = 'Basic realm="tensafe-ops", charset="UTF-8"'
+    if status == 401:
+        response.headers["WWW-Authenticate"] = CHALLENGE
     return response
 
 

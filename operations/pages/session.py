@@ -1,9 +1,9 @@
 """How a browser presents the API's credentials to the pages.
 
-A browser cannot send a Bearer token by itself, so the pages accept three things: the same
-`Authorization` header as the API (curl, or a browser's own Basic-auth dialog when basic
-credentials are configured), or a session cookie that `/login` sets after checking a token or a
-user name and password against those same credentials.
+A browser cannot send a Bearer token by itself, so the pages accept two things: the same
+`Authorization` header as the API (curl, a proxy, a browser that sends basic credentials), or a
+session cookie that `/login` sets after checking a token, or a user name and password, against
+those same credentials.
 
 The cookie holds no secret and needs no server-side state (any replica can check it): it is
 `<scope>.<expires>.<MAC>`, the MAC an HMAC-SHA256 over scope and expiry keyed by a digest of the

@@ -204,6 +204,8 @@ class Served:
     runner: web.AppRunner
     fired: dict[str, int] = field(default_factory=dict)
     """Alert name -> the webhook's alert id."""
+    trend: dict[date, dict[str, Any]] = field(default_factory=dict)
+    """The customer totals `store_trend` stored, by day."""
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -293,6 +295,7 @@ class Served:
                 await ops.store.save_record(day, {"customers": record}, at, replace=True)
 
         self.call(save())
+        self.trend = stored
         return stored
 
 

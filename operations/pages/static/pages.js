@@ -41,7 +41,6 @@
   var body = document.body;
   var every = parseFloat(body.getAttribute("data-refresh") || "0");
   var notice = document.getElementById("refresh-notice");
-  var failures = 0;
   var timer = null;
 
   function say(text) {
@@ -75,12 +74,10 @@
         if (again) again.focus({ preventScroll: true });
       }
       loadedAt = performance.now();
-      failures = 0;
       say("");
       tick();
       document.dispatchEvent(new CustomEvent("tensafe:refreshed"));
     }).catch(function (error) {
-      failures += 1;
       var stamp = document.querySelector("[data-taken-at]");
       var when = stamp ? stamp.textContent : "the last load";
       say("Could not refresh (" + error.message + "); showing data taken at " + when + ".");
