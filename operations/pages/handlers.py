@@ -212,7 +212,11 @@ def trend_charts(
     at_risk_mrr = [(day, band(t, "mrr")) for day, t in rows]
     mrr = [(day, total(t)) for day, t in rows]
     return [
-        ("At-risk customers", "trend-at-risk", chart(at_risk, whole, what="At-risk customers")),
+        (
+            "At-risk customers",
+            "trend-at-risk",
+            chart(at_risk, whole, what="At-risk customers", integers=True),
+        ),
         (
             "MRR at risk",
             "trend-at-risk-mrr",

@@ -55,19 +55,23 @@ class Chart:
         return self.points[-1] if self.points else None
 
 
-def nice_step(span: float, count: int) -> float:
-    """A round step (1, 2, 2.5 or 5 times a power of ten) giving about `count` intervals."""
+def nice_step(span: float, count: int, *, integers: bool = False) -> float:
+    """A round step (1, 2, 2.5 or 5 times a power of ten) giving about `count` intervals;
+    with `integers`, a whole number (no 2.5, nothing below 1)."""
     if span <= 0 or not math.isfinite(span):
         return 1.0
     raw = span / max(count, 1)
     power = 10.0 ** math.floor(math.log10(raw))
-    for factor in (1.0, 2.0, 2.5, 5.0, 10.0):
+    factors = (1.0, 2.0, 5.0, 10.0) if integers else (1.0, 2.0, 2.5, 5.0, 10.0)
+    for factor in factors:
         if raw <= factor * power:
-            return factor * power
+            return max(factor * power, 1.0) if integers else factor * power
     return 10 * power  # pragma: no cover - the loop always returns
 
 
-def axis(low: float, high: float, count: int = 3) -> tuple[float, float, list[float]]:
+def axis(
+    low: float, high: float, count: int = 3, *, integers: bool = False
+) -> tuple[float, float, list[float]]:
     """Round bounds covering [low, high] and the tick values between them. A flat series gets
     a range around its value; counts never go below zero when the data does not."""
     if high == low:
@@ -75,7 +79,7 @@ def axis(low: float, high: float, count: int = 3) -> tuple[float, float, list[fl
         low, high = low - pad, high + pad
         if low < 0 <= high - pad:
             low = 0.0
-    step = nice_step(high - low, count)
+    step = nice_step(high - low, count, integers=integers)
     bottom = math.floor(low / step) * step
     top = math.ceil(high / step) * step
     ticks = [bottom + i * step for i in range(round((top - bottom) / step) + 1)]
@@ -91,9 +95,11 @@ def chart(
     height: int = 120,
     from_zero: bool = True,
     tick_format: Format | None = None,
+    integers: bool = False,
 ) -> Chart:
     """Geometry of `series` (one value per day, oldest first; None: not recorded that day).
-    `fmt` writes the values, `tick_format` (default `fmt`) the axis labels."""
+    `fmt` writes the values, `tick_format` (default `fmt`) the axis labels; `integers` keeps
+    the axis on whole numbers (counts)."""
     left, right, top, bottom = 48.0, float(width - 8), 8.0, float(height - 20)
     known = [(day, v) for day, v in series if v is not None and math.isfinite(v)]
     first_day = series[0][0] if series else None
@@ -117,7 +123,7 @@ def chart(
     low, high = min(values), max(values)
     if from_zero:
         low = min(low, 0.0)
-    y_min, y_max, tick_values = axis(low, high)
+    y_min, y_max, tick_values = axis(low, high, integers=integers)
     slots = max(len(series) - 1, 1)
 
     def x_of(index: int) -> float:

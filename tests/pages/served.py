@@ -64,8 +64,15 @@ class ShiftedClock:
         return datetime.now(UTC) + self.offset
 
 
-def hostile_world(seed: int = 7) -> sandbox_world.World:
+def demo_world(*, hostile: bool, seed: int = 7) -> sandbox_world.World:
     world = sandbox_world.generate(seed=seed, size=sandbox_world.WorldSize().scaled(0.5))
+    if hostile:
+        add_hostile_strings(world)
+    return world
+
+
+def add_hostile_strings(world: sandbox_world.World) -> None:
+    """Markup in an account's name and in the subject of that account's oldest open P1."""
     zendesk = world.zendesk
     account = world.usage["accounts"][1]  # [0] has a second organization (a join issue)
     account["name"] = HOSTILE_NAME
@@ -84,7 +91,6 @@ def hostile_world(seed: int = 7) -> sandbox_world.World:
     )
     zendesk["tickets"].append(ticket)
     zendesk["ticket_metrics"].append(metric)
-    return world
 
 
 HISTORY = 65 * 60.0
@@ -335,9 +341,13 @@ def settings_for(world: RunningWorld, state: Path, prometheus_url: str | None) -
     )
 
 
-async def _start(tmp: Path, loop: asyncio.AbstractEventLoop, with_prometheus: bool) -> Served:
+async def _start(
+    tmp: Path, loop: asyncio.AbstractEventLoop, with_prometheus: bool, hostile: bool
+) -> Served:
     world = await start_world(
-        hostile_world(), usage_db_url=f"sqlite+aiosqlite:///{tmp / 'usage.db'}", scenario=SCENARIO
+        demo_world(hostile=hostile),
+        usage_db_url=f"sqlite+aiosqlite:///{tmp / 'usage.db'}",
+        scenario=SCENARIO,
     )
     prometheus = None
     try:
@@ -382,14 +392,16 @@ def wait_until_scored(served: Served, limit: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def served_demo(tmp: Path, *, with_prometheus: bool = True) -> Iterator[Served]:
+def served_demo(
+    tmp: Path, *, with_prometheus: bool = True, hostile: bool = True
+) -> Iterator[Served]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="served-demo", daemon=True)
     thread.start()
     try:
-        served = asyncio.run_coroutine_threadsafe(_start(tmp, loop, with_prometheus), loop).result(
-            120
-        )
+        served = asyncio.run_coroutine_threadsafe(
+            _start(tmp, loop, with_prometheus, hostile), loop
+        ).result(120)
         try:
             wait_until_scored(served)
             yield served

@@ -10,7 +10,6 @@ records every request and console message and must end clean. Screenshots (1280x
 the last three), or to $TENSAFE_SCREENSHOTS when set.
 """
 
-import base64
 import os
 import re
 import urllib.error
@@ -43,6 +42,7 @@ from tests.pages.served import (
     HOSTILE_SUMMARY,
     READ_TOKEN,
     Served,
+    basic_header,
     served_demo,
 )
 
@@ -83,8 +83,7 @@ class Visit:
     ) -> None:
         options.setdefault("viewport", DESKTOP)
         if signed_in:  # as a proxy in front would: the API's basic credentials on every request
-            pair = base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
-            options["extra_http_headers"] = {"Authorization": f"Basic {pair}"}
+            options["extra_http_headers"] = {"Authorization": basic_header()}
         self.context = browser.new_context(**options)
         self.recorder = Recorder(served.url, refusals_expected=not signed_in)
         self.recorder.attach(self.context)
@@ -493,11 +492,20 @@ def test_pages_take_the_apis_headers_and_challenge_without_a_dialog(served: Serv
     assert refused.value.code == 401
     # Bearer, not Basic: a browser shows the sign-in form, not its own dialog.
     assert refused.value.headers["WWW-Authenticate"] == 'Bearer realm="tensafe-ops"'
-    pair = base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
-    for authorization in (f"Basic {pair}", f"Bearer {API_TOKEN}", f"Bearer {READ_TOKEN}"):
+    for authorization in (basic_header(), f"Bearer {API_TOKEN}", f"Bearer {READ_TOKEN}"):
         request = urllib.request.Request(
             served.url + "/customers", headers={"Authorization": authorization}
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
             assert "<h1>Customers</h1>" in response.read().decode()
+
+
+def test_the_accessibility_check_sees_violations(browser: Any) -> None:
+    page = browser.new_page()
+    try:
+        page.set_content("<html><body><img src='data:,'><button></button></body></html>")
+        found = serious_violations(page)
+    finally:
+        page.close()
+    assert {v.split(" ", 1)[0] for v in found} >= {"image-alt", "button-name", "html-has-lang"}
