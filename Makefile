@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean system-deps lock chart-files dashboard
+.PHONY: demo test lint bench clean system-deps lock chart-files dashboard screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ dashboard: $(STAMP)
 	$(BIN)/python deploy/grafana/dashboard.py > deploy/grafana/tensafe-ops.json.new
 	mv deploy/grafana/tensafe-ops.json.new deploy/grafana/tensafe-ops.json
 	$(MAKE) chart-files
+
+# The README's screenshots of the status pages (docs/img), from the demo world with a real
+# Prometheus in Debian's chromium: needs chromium, prometheus and promtool.
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.pages.screenshots docs/img
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.scrape

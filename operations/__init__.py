@@ -16,6 +16,7 @@ from aiohttp import web
 from operations import pages
 from operations.config import OperatorConfig
 from operations.handlers import OPERATIONS_KEY, add_routes
+from operations.pages import PAGES_KEY
 from operations.ports import ALERT_BOOK_KEY, EXPORTER_VIEW_KEY
 from operations.service import Operations
 from operations.store import OperatorStore
@@ -25,7 +26,14 @@ from tensafe_ops.log import get_logger
 
 log = get_logger("tensafe_ops.operations")
 
-__all__ = ["ALERT_BOOK_KEY", "EXPORTER_VIEW_KEY", "OPERATIONS_KEY", "OperatorConfig", "setup"]
+__all__ = [
+    "ALERT_BOOK_KEY",
+    "EXPORTER_VIEW_KEY",
+    "OPERATIONS_KEY",
+    "PAGES_KEY",
+    "OperatorConfig",
+    "setup",
+]
 
 
 def setup(app: web.Application, cfg: OperatorConfig, api_auth: Auth | None) -> None:

@@ -50,10 +50,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def index(request: web.Request) -> web.Response:
     demo = " (demo: simulated data)" if request.app[DEMO_KEY] else ""
+    paths = ["/metrics", "/healthz", "/readyz"]
+    if operations.PAGES_KEY in request.app:
+        paths = ["/status", "/customers", "/checklist", *paths]
+    links = "".join(f"<li><a href='{path}'>{path}</a></li>" for path in paths)
     body = (
         f"<html><head><title>tensafe-ops</title></head><body><h1>tensafe-ops {__version__}{demo}"
-        "</h1><ul><li><a href='/metrics'>/metrics</a></li><li><a href='/healthz'>/healthz</a>"
-        "</li><li><a href='/readyz'>/readyz</a></li></ul></body></html>"
+        f"</h1><ul>{links}</ul></body></html>"
     )
     return web.Response(text=body, content_type="text/html")
 

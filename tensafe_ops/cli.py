@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -288,6 +288,14 @@ def serve(
         asyncio.run(_serve(settings, world, scenario, frozen=frozen, clock_kind=clock_kind))
 
 
+def _pages_access(settings: "Settings") -> Literal["open", "sign-in"] | None:
+    """Whether the status pages are served, and behind credentials or not."""
+    operator = settings.operator
+    if not (operator.enabled and operator.pages.enabled):
+        return None
+    return "open" if (operator.api_auth or settings.webhook.api_auth) == "none" else "sign-in"
+
+
 def _demo_stack_recipe(settings: "Settings", port: int, urls: dict[str, str]) -> str:
     """Writes the demo's Prometheus/Alertmanager files; returns how to start them."""
     from tensafe_ops import stack
@@ -364,6 +372,7 @@ async def _serve(
             webhook_auth=demo_has_auth(settings),
             now=datetime.now(UTC).replace(microsecond=0),
             stack_recipe=_demo_stack_recipe(settings, runner.addresses[0][1], running.urls),
+            pages=_pages_access(settings),
         )
         click.echo(block, nl=False)
     sys.stdout.flush()

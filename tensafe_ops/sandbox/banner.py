@@ -9,7 +9,7 @@ import json
 import shlex
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from tensafe_ops.sandbox.server import DEMO_CREDENTIALS, DEMO_ROUTING_KEY, DEMO_SLACK_WEBHOOKS
 from webhook.config import DEFAULT_RECEIVER_PATH
@@ -88,11 +88,13 @@ def startup_block(
     now: datetime,
     stack_recipe: str | None = None,
     webhook_auth: bool = False,
+    pages: Literal["open", "sign-in"] | None = None,
 ) -> str:
     """The block for a demo listening at `base` (`http://host:port`) with these simulated
     upstreams (`RunningWorld.urls`); `webhook`: whether the webhook half runs; `stack_recipe`:
     how to start Prometheus and Alertmanager on the shipped rules (`stack.demo_recipe`);
-    `webhook_auth`: whether the config's credentials guard the webhook (else it is open)."""
+    `webhook_auth`: whether the config's credentials guard the webhook (else it is open);
+    `pages`: whether the status pages are served, open or behind the API's credentials."""
     lines = [
         "Demo mode: every source is the simulated TenSafe world, not real data.",
         "",
@@ -104,6 +106,11 @@ def startup_block(
         lines += [
             f"  Webhook        POST {base}{DEFAULT_RECEIVER_PATH}  ({auth})",
             f"  Alerts API     {base}/api/v1/alerts  {base}/api/v1/deliveries  ({auth})",
+        ]
+    if pages is not None:
+        access = "no sign-in" if pages == "open" else "sign in with the API's credentials"
+        lines += [
+            f"  Status pages   {base}/status  {base}/customers  {base}/checklist  ({access})",
         ]
     lines += [
         "",

@@ -40,6 +40,8 @@ async def test_demo_pages_are_open_and_say_what_is_unknown(
     for customer in api["customers"]:
         assert f'data-account="{customer["account"]}"' in customers
     assert "Sign out" not in page  # nobody signed in: the demo is open
+    index = await html(client, "/")
+    assert "<a href='/status'>/status</a>" in index
     login = await client.get("/login?next=/customers", allow_redirects=False)
     assert (login.status, login.headers["Location"]) == (303, "/customers")
 
@@ -50,6 +52,7 @@ async def test_pages_can_be_turned_off(
     client = await aiohttp_client(demo_app(demo_world, tmp_path, pages={"enabled": False}))
     for path in ("/status", "/customers", "/checklist", "/login"):
         assert (await client.get(path)).status == 404
+    assert "/status" not in await html(client, "/")
     assert (await client.get("/api/v1/status")).status == 200
 
 

@@ -58,6 +58,12 @@ def test_the_block_names_every_url_the_demo_serves() -> None:
     assert "PagerDuty Events   http://127.0.0.1:1003/v2/enqueue" in text
     assert "Zendesk            http://127.0.0.1:1001 " in text
     assert "sqlite+aiosqlite:///u.db" in text
+    assert "Status pages" not in text
+    assert (
+        "  Status pages   http://127.0.0.1:9877/status  http://127.0.0.1:9877/customers  "
+        "http://127.0.0.1:9877/checklist  (no sign-in)"
+    ) in block(pages="open")
+    assert "checklist  (sign in with the API's credentials)" in block(pages="sign-in")
     assert "<url>/_sandbox/received" in text
     assert 'static_configs: [{targets: ["127.0.0.1:9877"]}]' in text
     assert "{'" not in text and '"level"' not in text  # plain text, no reprs or log lines
