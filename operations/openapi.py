@@ -623,9 +623,90 @@ PROMETHEUS_HEADER = {
 }
 
 
+PAGE_SECURITY: list[dict[str, list[str]]] = [{"session": []}, *SECURITY]
+HTML = {"text/html": {"schema": STR}}
+SEE_OTHER = {
+    "description": "Go to `Location` (a path on this site)",
+    "headers": {"Location": {"schema": STR}},
+}
+
+
+def _page(summary: str) -> Schema:
+    return {
+        "summary": summary,
+        "security": PAGE_SECURITY,
+        "responses": {
+            "200": {"description": "The page", "content": HTML},
+            "401": {"description": "The sign-in form", "content": HTML},
+            "503": {
+                "description": "The state store is unavailable",
+                "content": {"text/plain": {"schema": STR}},
+            },
+        },
+    }
+
+
+def _pages() -> dict[str, dict[str, Schema]]:
+    """The status pages (operations.pages): HTML for people, on the same data as the API."""
+    form = obj({}, {"token": STR, "username": STR, "password": STR, "next": STR})
+    return {
+        "/status": {"get": _page("The status board: the Traffic Light, tiles, alerts, tickets")},
+        "/customers": {"get": _page("Customer health: bands, trend, at-risk and enterprise")},
+        "/checklist": {"get": _page("Today's checklist: the data's answers and people's ticks")},
+        "/login": {
+            "get": {
+                "summary": "The sign-in form (a redirect when the pages need no credentials)",
+                "parameters": [_query("next", STR, "where to go after signing in (a path)")],
+                "responses": {
+                    "200": {"description": "The form", "content": HTML},
+                    "303": SEE_OTHER,
+                },
+            },
+            "post": {
+                "summary": "Sign in with the API's token, or user name and password: sets the "
+                "session cookie",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/x-www-form-urlencoded": {"schema": form}},
+                },
+                "responses": {
+                    "303": SEE_OTHER,
+                    "401": {"description": "Not accepted: the form again", "content": HTML},
+                },
+            },
+        },
+        "/logout": {
+            "post": {
+                "summary": "Sign out (clears the session cookie)",
+                "responses": {"303": SEE_OTHER},
+            }
+        },
+        "/pages/static/{name}": {
+            "get": {
+                "summary": "The pages' stylesheet, script and icon",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": STR},
+                    _query("v", STR, "content hash: cached for good when it matches"),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file",
+                        "content": {
+                            kind: {"schema": STR}
+                            for kind in ("text/css", "text/javascript", "image/svg+xml")
+                        },
+                    },
+                    "404": {"description": "No such file"},
+                },
+            }
+        },
+    }
+
+
 def _paths() -> dict[str, dict[str, Schema]]:
     text_ok = {"200": {"description": "OK", "content": {"text/plain": {"schema": STR}}}}
     return {
+        **_pages(),
         "/": {
             "get": {
                 "summary": "An index page linking the endpoints",
@@ -1032,6 +1113,7 @@ def full_spec() -> Schema:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {"type": "http", "scheme": "basic"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "tensafe_ops_session"},
             },
         },
     }

@@ -334,6 +334,11 @@ async def test_serves_with_a_read_only_root_filesystem(image_venv: Path, tmp_pat
                 await asyncio.sleep(0.5)
             async with session.get(f"{base}/readyz") as response:
                 assert response.status == 200
+            # The status pages' templates and files are package data too.
+            async with session.get(f"{base}/status") as response:
+                assert response.status == 200 and "Traffic light" in await response.text()
+            async with session.get(f"{base}/pages/static/pages.css") as response:
+                assert response.status == 200 and "prefers-color-scheme" in await response.text()
     finally:
         with contextlib.suppress(ProcessLookupError):
             process.terminate()
