@@ -80,6 +80,7 @@ def render(
         "scope": None,
         "signed_in_with_cookie": False,
         "api_path": "/api/v1/openapi.json",
+        "heading": None,
     }
     response = aiohttp_jinja2.render_template(
         template, request, {**base, **context}, status=status, app_key=TEMPLATES_KEY
@@ -165,6 +166,8 @@ async def status_page(_request: web.Request, pages: Pages) -> tuple[str, dict[st
     board = status_answer(p)
     return "status.html", {
         "title": f"Status: {board['light'].upper()}",
+        "heading": "Status",
+        "taken_at": board["taken_at"],
         "page": "status",
         "board": board,
         "zendesk_known": p.has("zendesk"),
@@ -235,6 +238,8 @@ async def customers_page(_request: web.Request, pages: Pages) -> tuple[str, dict
     rows = trend_rows(stored, p.day, days, views.customer_totals(p))
     return "customers.html", {
         "title": "Customers",
+        "heading": "Customers",
+        "taken_at": people["taken_at"],
         "page": "customers",
         "people": people,
         "at_risk": views.customers(p, "at_risk", AT_RISK_ROWS, 0),
@@ -248,10 +253,13 @@ async def customers_page(_request: web.Request, pages: Pages) -> tuple[str, dict
 @page
 async def checklist_page(_request: web.Request, pages: Pages) -> tuple[str, dict[str, Any]]:
     p = await _picture(pages)
+    result = checklist.checklist(p)
     return "checklist.html", {
         "title": f"Checklist {p.day.isoformat()}",
+        "heading": f"Checklist {p.day.isoformat()}",
+        "taken_at": result["taken_at"],
         "page": "checklist",
-        "result": checklist.checklist(p),
+        "result": result,
         "api_path": "/api/v1/checklist/today",
     }
 

@@ -7,7 +7,7 @@ Days without a value leave a gap in the line rather than a made-up zero.
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 Format = Callable[[float], str]
@@ -104,21 +104,12 @@ def chart(
     known = [(day, v) for day, v in series if v is not None and math.isfinite(v)]
     first_day = series[0][0] if series else None
     last_day = series[-1][0] if series else None
+    empty = Chart(
+        width, height, left, right, top, bottom, (), (), (), first_day, last_day,
+        f"No {what} recorded yet.",
+    )  # fmt: skip
     if not known:
-        return Chart(
-            width,
-            height,
-            left,
-            right,
-            top,
-            bottom,
-            (),
-            (),
-            (),
-            first_day,
-            last_day,
-            f"No {what} recorded yet.",
-        )
+        return empty
     values = [v for _, v in known]
     low, high = min(values), max(values)
     if from_zero:
@@ -149,19 +140,12 @@ def chart(
     if len(run) > 1:
         lines.append(" ".join(run))
     ticks = tuple(Tick(round(y_of(v), 1), (tick_format or fmt)(v)) for v in tick_values)
-    return Chart(
-        width,
-        height,
-        left,
-        right,
-        top,
-        bottom,
-        tuple(lines),
-        tuple(points),
-        ticks,
-        first_day,
-        last_day,
-        _summary(what, points),
+    return replace(
+        empty,
+        lines=tuple(lines),
+        points=tuple(points),
+        ticks=ticks,
+        summary=_summary(what, points),
     )
 
 

@@ -237,24 +237,24 @@ async def _run(*command: str) -> None:
     assert process.returncode == 0, out.decode()[-2000:]
 
 
-async def start_prometheus(tmp: Path, product: Product, target: str) -> RunningPrometheus:
-    """Prometheus with the product's history, scraping `target` every second as the job
-    `tensafe-api`; returns once it answers queries."""
+async def prometheus_with_history(
+    tmp: Path, history: str, scrape_configs: str, ready: str, within: float = 30.0
+) -> RunningPrometheus:
+    """Prometheus (1 s scrapes) with `history` (OpenMetrics) backfilled by promtool, scraping
+    `scrape_configs` (YAML list items); returns once `ready` (PromQL) has an answer."""
     binary = require_binary("prometheus")
     promtool = require_binary("promtool")
     await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
     data = tmp / "data"
-    history = tmp / "history.om"
-    await asyncio.to_thread(history.write_text, product.history())
-    await _run(promtool, "tsdb", "create-blocks-from", "openmetrics", str(history), str(data))
+    await asyncio.to_thread((tmp / "history.om").write_text, history)
+    await _run(
+        promtool, "tsdb", "create-blocks-from", "openmetrics", str(tmp / "history.om"), str(data)
+    )
     config = tmp / "prometheus.yml"
     await asyncio.to_thread(
         config.write_text,
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "scrape_configs:\n"
-        "  - job_name: tensafe-api\n"
-        "    honor_labels: true\n"
-        f"    static_configs: [{{targets: ['{target}']}}]\n",
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n"
+        + scrape_configs,
     )
     port = free_port()
     process = await asyncio.create_subprocess_exec(
@@ -267,17 +267,28 @@ async def start_prometheus(tmp: Path, product: Product, target: str) -> RunningP
         stderr=asyncio.subprocess.DEVNULL,
     )
     running = RunningPrometheus(f"http://127.0.0.1:{port}", process)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + within
     while True:
-        # The history answers at once; Prometheus' first live scrape comes ~5 s later (its
-        # scrape manager applies targets every 5 s), so only a test that changes a value waits.
         with contextlib.suppress(aiohttp.ClientError, KeyError, ValueError):
-            if await query(running.url, 'up{job="tensafe-api"}'):
+            if await query(running.url, ready):
                 return running
         if time.monotonic() > deadline or process.returncode is not None:
             await running.stop()
-            raise AssertionError("Prometheus did not start within 30 s")
+            raise AssertionError(f"Prometheus did not answer {ready} within {within:g} s")
         await asyncio.sleep(0.1)
+
+
+async def start_prometheus(tmp: Path, product: Product, target: str) -> RunningPrometheus:
+    """Prometheus with the product's history, scraping `target` every second as the job
+    `tensafe-api`; returns once it answers queries. The history answers at once; Prometheus'
+    first live scrape comes ~5 s later (its scrape manager applies targets every 5 s), so only
+    a test that changes a value waits."""
+    scrape = (
+        "  - job_name: tensafe-api\n"
+        "    honor_labels: true\n"
+        f"    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    return await prometheus_with_history(tmp, product.history(), scrape, 'up{job="tensafe-api"}')
 
 
 @contextlib.asynccontextmanager

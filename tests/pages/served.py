@@ -33,8 +33,7 @@ from tensafe_ops.sandbox.product import Scenario
 from tensafe_ops.sandbox.server import RunningWorld, start_world
 from tensafe_ops.sandbox.zendesk_world import fresh_ticket
 from tensafe_ops.settings import parse_settings
-from tests.conftest import require_binary
-from tests.operations.stack import RunningPrometheus, free_port, query
+from tests.operations.stack import RunningPrometheus, prometheus_with_history
 
 T = TypeVar("T")
 SOURCES = ("zendesk", "pagerduty", "stripe", "usage", "health")
@@ -134,30 +133,18 @@ def history(state: product.ProductState, end: float, instance: str) -> str:
     return "\n".join(out) + "\n# EOF\n"
 
 
-def prometheus_config(product_url: str) -> str:
+def scrape_configs(product_url: str) -> str:
     target = product_url.removeprefix("http://")
-    jobs = "".join(
+    return "".join(
         f"  - job_name: {job}\n    metrics_path: {path}\n"
         f"    static_configs: [{{targets: ['{target}']}}]\n"
         for job, path in JOBS.items()
     )
-    return "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n" + jobs
-
-
-async def _run(*command: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    out, _ = await process.communicate()
-    assert process.returncode == 0, out.decode()[-2000:]
 
 
 async def start_prometheus(tmp: Path, world: RunningWorld) -> RunningPrometheus:
     """Prometheus with the simulated API's last hour backfilled, scraping it every second;
     returns once it answers a 5-minute rate."""
-    binary = require_binary("prometheus")
-    promtool = require_binary("promtool")
-    await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
     product_url = world.urls["product"]
     now = time.time()
     state = world.product
@@ -165,38 +152,8 @@ async def start_prometheus(tmp: Path, world: RunningWorld) -> RunningPrometheus:
     # The live counters go on from where the history ends.
     state.__dict__.update(product.new_state(now - HISTORY, state.scenario).__dict__)
     product.advance(state, now)
-    await asyncio.to_thread((tmp / "history.om").write_text, text)
-    await _run(
-        promtool,
-        "tsdb",
-        "create-blocks-from",
-        "openmetrics",
-        str(tmp / "history.om"),
-        str(tmp / "data"),
-    )
-    config = tmp / "prometheus.yml"
-    await asyncio.to_thread(config.write_text, prometheus_config(product_url))
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    running = RunningPrometheus(f"http://127.0.0.1:{port}", process)
-    deadline = time.monotonic() + 60
     ready = "sum(rate(tensafe_http_requests_total[5m])) and on() (min(redis_up) >= 0)"
-    while True:
-        with contextlib.suppress(OSError, KeyError, ValueError):
-            if await query(running.url, ready):
-                return running
-        if time.monotonic() > deadline or process.returncode is not None:
-            await running.stop()
-            raise AssertionError("Prometheus had no rate to answer within 60 s")
-        await asyncio.sleep(0.3)
+    return await prometheus_with_history(tmp, text, scrape_configs(product_url), ready, 60)
 
 
 @dataclass
