@@ -46,7 +46,8 @@ TARGETS = {10.0: ("p50", 50.0), 50.0: ("p99", 250.0)}
 
 
 class Arrivals:
-    """When each PagerDuty trigger first arrived at the fake, by dedup key."""
+    """When each PagerDuty trigger first arrived at the fake, by the alert's fingerprint
+    (dedup keys are `tensafe:<fingerprint>` plus, since issue 12, `:<startsAt>`)."""
 
     def __init__(self) -> None:
         self.at: dict[str, float] = {}
@@ -66,8 +67,8 @@ class Arrivals:
         ) -> web.StreamResponse:
             response = await handler(request)
             if 200 <= response.status < 300:
-                key = json.loads(await request.read()).get("dedup_key")
-                self.at.setdefault(key, time.monotonic())
+                key = json.loads(await request.read()).get("dedup_key") or ""
+                self.at.setdefault(key.split(":")[1], time.monotonic())
                 self.arrived.set()
             return response
 
@@ -84,9 +85,9 @@ class Result:
     non_2xx: int
 
 
-def dedup_key(run: int, n: int) -> str:
-    """The key our messages (and the forwarder) give the single alert of request n."""
-    return f"tensafe:{run:04x}{n:08x}0000"
+def fingerprint(run: int, n: int) -> str:
+    """The fingerprint of the single alert of request n (`bench.webhook_load.body_for`)."""
+    return f"{run:04x}{n:08x}0000"
 
 
 async def measure(
@@ -99,7 +100,7 @@ async def measure(
         None, open_loop_requests, server.url, template, run, rate, args.seconds, args.warmup
     )
     accepted = [s for s in sent if s.measured and s.status == 200]
-    keys = {s.n: dedup_key(run, s.n) for s in accepted}
+    keys = {s.n: fingerprint(run, s.n) for s in accepted}
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(ARRIVAL_WAIT):
             await arrivals.wait_for(set(keys.values()))

@@ -93,6 +93,12 @@ class RateLimiter:
         self.updated = monotonic()
         self.lock = asyncio.Lock()
 
+    def empty(self) -> None:
+        """No tokens now: the next acquisition waits one interval (someone else may just have
+        spent the budget: a destination taken over from another replica)."""
+        self.tokens = 0.0
+        self.updated = self.monotonic()
+
     def penalize(self, seconds: float) -> None:
         """After a 429, spend the tokens the server says we do not have."""
         self.tokens = min(self.tokens, 0.0) - seconds * self.rate

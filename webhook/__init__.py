@@ -24,6 +24,7 @@ from webhook.ingest import Ingester, ingester_ctx
 from webhook.intake import Policy
 from webhook.journal import open_journal
 from webhook.metrics import WebhookCollector, WebhookStats
+from webhook.owners import open_owners
 from webhook.store import WebhookStore
 
 __all__ = ["DISPATCHER_KEY", "INGESTER_KEY", "WEBHOOK_KEY", "setup"]
@@ -54,11 +55,12 @@ def setup(app: web.Application, cfg: WebhookConfig) -> None:
     )
     wake_up = WakeUp()
     ingester.on_ingested = wake_up.notify
+    owners = open_owners(store.engine, wake_up.notify)
     dispatcher = setup_dispatcher(
-        app, store, cfg.destinations, cfg.dispatch, app[CLOCK_KEY], wake_up
+        app, store, cfg.destinations, cfg.dispatch, app[CLOCK_KEY], wake_up, owners
     )
     app[DISPATCHER_KEY] = dispatcher
-    app[SELF_REGISTRY_KEY].register(WebhookCollector(webhook.stats, dispatcher.stats))
+    app[SELF_REGISTRY_KEY].register(WebhookCollector(webhook.stats, dispatcher.stats, owners.owned))
     app[SELF_REGISTRY_KEY].register(DigestCollector(digest_stats))
 
 

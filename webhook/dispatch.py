@@ -1,9 +1,11 @@
 """The dispatcher: drains the outbox in the background, one loop per destination.
 
 Per target, a watcher finds the destinations with due deliveries and keeps one drain loop
-running for each, so destinations drain independently, each at its own rate limit. A drain
-loop claims a batch of that destination's due deliveries (a lease, so several replicas never
-hold the same row) and sends them in claim order. Rules:
+running for each, so destinations drain independently, each at its own rate limit. With
+several replicas (PostgreSQL) one replica at a time sends to a destination (`webhook.owners`),
+so its rate limit holds for the deployment, and a replica that dies is replaced within a look
+at the outbox. A drain loop claims a batch of that destination's due deliveries (a lease, so
+no two claimers ever hold the same row) and sends them in claim order. Rules:
 - every send first takes a token from its destination's rate limiter (Slack 1 msg/s per
   webhook, PagerDuty 120/min per routing key, Zendesk by plan);
 - success marks the delivery sent; it is never claimed again, so it is sent successfully
@@ -33,7 +35,8 @@ from tensafe_ops.clock import Clock
 from tensafe_ops.http import RateLimiter, backoff_delay
 from tensafe_ops.log import get_logger
 from webhook.notifiers import Notifier, build_notifiers
-from webhook.outbox import Delivery, Outbox, Outcome, Target
+from webhook.outbox import SENT_ONCE, Delivery, Outbox, Outcome, Target
+from webhook.owners import LocalOwners, Owners
 from webhook.targets import DestinationsConfig, DispatchConfig
 
 log = get_logger("tensafe_ops.webhook.dispatch")
@@ -119,8 +122,10 @@ class Dispatcher:
         config: DispatchConfig,
         stats: DeliveryStats | None = None,
         wake_up: WakeUp | None = None,
+        owners: Owners | None = None,
     ) -> None:
         self.wake_up = wake_up if wake_up is not None else WakeUp()
+        self.owners: Owners = owners if owners is not None else LocalOwners()
         self.outbox = outbox
         self.notifiers = notifiers
         self.limits = limits
@@ -163,7 +168,8 @@ class Dispatcher:
             while not self.stopping.is_set():
                 woken.clear()  # before taking: destinations woken after it wake us again
                 wanted = self.wake_up.take(target)
-                if loop.time() >= next_look:
+                looked = loop.time() >= next_look
+                if looked:
                     next_look = loop.time() + self.config.poll_interval
                     try:
                         wanted.update(await self.outbox.due_destinations(target, self.clock()))
@@ -173,6 +179,8 @@ class Dispatcher:
                 for destination in sorted(wanted):
                     if destination in draining:
                         draining[destination].more.set()
+                        continue
+                    if not await self._ours(target, destination, retry=looked):
                         continue
                     more = asyncio.Event()
                     task = asyncio.create_task(
@@ -184,6 +192,27 @@ class Dispatcher:
         finally:
             # Cancelling this task cancels these too (each releases the batch it holds).
             await asyncio.gather(*(d.task for d in draining.values()), return_exceptions=True)
+
+    async def _ours(self, target: Target, destination: str, *, retry: bool) -> bool:
+        """Whether this replica sends to `destination` (`webhook.owners`). Taking one over
+        voids the previous sender's leases at once, and its rate limiter starts empty: the
+        previous sender may have spent the budget a moment ago."""
+        acquired = await self.owners.acquire(target, destination, retry=retry)
+        if acquired != "taken":
+            return acquired == "held"
+        limiter = self.limits.get((target, destination))
+        if limiter is not None:
+            limiter.empty()
+        try:
+            released = await self.outbox.take_over(target, destination, self.clock())
+        except Exception:  # its leases then run out as after any crash
+            log.exception("take_over_failed", target=target, destination=destination)
+        else:
+            if released:
+                log.warning(
+                    "leases_taken_over", target=target, destination=destination, rows=released
+                )
+        return True
 
     async def _sleep(self, woken: asyncio.Event, seconds: float) -> None:
         """Until `seconds` have passed, destinations were woken, or we stop."""
@@ -202,7 +231,7 @@ class Dispatcher:
         """Claim and send batches for one destination until a batch is not full and no new
         deliveries were announced for it (`more`) since that claim."""
         more = more if more is not None else asyncio.Event()
-        while not self.stopping.is_set():
+        while not self.stopping.is_set() and self.owners.holds(target, destination):
             more.clear()  # before claiming: what is announced after it is claimed next round
             try:
                 claimed = await self.drain_once(target, destination)
@@ -277,10 +306,14 @@ class Dispatcher:
                     await limiter.acquire()
                 if self.stopping.is_set() or self.clock() >= start_before:
                     return  # the rest keep their lease until it runs out (or is released)
+                if not self.owners.holds(target, delivery.destination):
+                    return  # another replica takes these over (their leases with them)
                 if any(r.done() and r.exception() is not None for r in records):
                     return
                 # From here the outcome is unknown until recorded: never released for a resend.
                 unattempted.discard(delivery.id)
+                if target in SENT_ONCE and not await self._start_sending(delivery):
+                    return
                 outcome = await self._send(target, delivery)
 
                 write = self._judge(target, delivery, outcome, limiter)
@@ -297,6 +330,20 @@ class Dispatcher:
             # (harmless for PagerDuty and Zendesk, a repeated message for Slack).
             log.exception("delivery_not_recorded", target=target, delivery=delivery.id)
             raise
+
+    async def _start_sending(self, delivery: Delivery) -> bool:
+        """Record the attempt before making it (Slack cannot deduplicate a resend, so a
+        sender that dies mid-request must leave a trace: see `OUTCOME_UNKNOWN`). False when
+        the claim was voided meanwhile (another replica took the destination over) or the
+        record failed: then it is not sent by this claim."""
+        try:
+            started = await self.outbox.start_sending(delivery, self.clock())
+        except Exception:
+            log.exception("delivery_not_started", target=delivery.target, delivery=delivery.id)
+            return False
+        if not started:
+            log.warning("claim_voided", target=delivery.target, delivery=delivery.id)
+        return started
 
     async def _send(self, target: Target, delivery: Delivery) -> Outcome:
         notifier = self.notifiers[target]
@@ -359,13 +406,16 @@ def setup_dispatcher(
     dispatch_config: DispatchConfig,
     clock: Clock,
     wake_up: WakeUp | None = None,
+    owners: Owners | None = None,
 ) -> Dispatcher:
     """Run the dispatcher for the app's lifetime: one shared ClientSession and one loop per
     target, started on startup and stopped (in-flight sends finished) on cleanup. Register
     it after whatever opens the outbox's database, so it starts later and stops earlier.
     Its notifiers are made at startup, with the session."""
     limits = build_rate_limits(destinations)
-    dispatcher = Dispatcher(outbox, {}, limits, clock, dispatch_config, DeliveryStats(), wake_up)
+    dispatcher = Dispatcher(
+        outbox, {}, limits, clock, dispatch_config, DeliveryStats(), wake_up, owners
+    )
 
     async def dispatcher_ctx(_app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=dispatch_config.request_timeout)
@@ -374,11 +424,13 @@ def setup_dispatcher(
             dispatcher.notifiers = build_notifiers(
                 session, destinations, timeout=dispatch_config.request_timeout
             )
+            await dispatcher.owners.start()
             dispatcher.start()
             try:
                 yield
             finally:
                 await dispatcher.stop()
+                await dispatcher.owners.close()  # after the last send: then another may
 
     app.cleanup_ctx.append(dispatcher_ctx)
     return dispatcher

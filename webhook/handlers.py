@@ -385,7 +385,7 @@ async def list_maintenance(request: web.Request) -> web.Response:
 
 async def list_deliveries(request: web.Request) -> web.Response:
     webhook = request.app[WEBHOOK_KEY]
-    state = _choice(request, "state", ("pending", "sent", "dead"))
+    state = _choice(request, "state", ("pending", "sending", "sent", "dead"))
     limit = _limit(request)
     if isinstance(state, web.Response):
         return state

@@ -28,6 +28,7 @@ from tensafe_ops.log import get_logger
 from webhook.journal import Entry, Journal
 from webhook.metrics import WebhookStats
 from webhook.outbox import Target
+from webhook.owners import announce_destinations
 from webhook.payload import Notification, PayloadError, parse_notification
 from webhook.store import IngestResult, WebhookStore
 from webhook.targets import IngestConfig
@@ -170,8 +171,8 @@ class Ingester:
             parsed = [p for p in parsed if p.entry.id in mine]
             batch = [(p.notification, p.entry.received_at) for p in parsed]
             results = await self.store.apply(conn, batch)
-
-        destinations = {d for result in results for d in result.destinations}
+            destinations = {d for result in results for d in result.destinations}
+            await announce_destinations(conn, destinations)  # other replicas, on commit
         if destinations:  # committed: the pages may go before the journal is tidied up
             self.on_ingested(destinations)
         try:

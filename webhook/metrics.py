@@ -6,7 +6,7 @@ read by the sweep loop every `sweep_interval`; `collect()` only reads memory.
 """
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
@@ -82,14 +82,29 @@ def _counter(name: str, doc: str, labels: list[str]) -> CounterMetricFamily:
 class WebhookCollector:
     """Yields fresh families on every scrape from `WebhookStats` (no store access)."""
 
-    def __init__(self, stats: WebhookStats, delivery_stats: DeliveryStats) -> None:
+    def __init__(
+        self,
+        stats: WebhookStats,
+        delivery_stats: DeliveryStats,
+        owned: Callable[[], Iterable[tuple[str, str]]] = lambda: (),
+    ) -> None:
         self.stats = stats
         self.delivery_stats = delivery_stats
+        self.owned = owned
 
     def collect(self) -> Iterator[Metric]:
         yield from self._counters()
         yield from self._gauges()
         yield from self._backlog()
+        owner = GaugeMetricFamily(
+            "tensafe_webhook_destination_owned",
+            "1 for each destination this replica sends to. With PostgreSQL one replica at a "
+            "time sends to a destination, so its vendor rate limit holds for the deployment.",
+            labels=["target", "destination"],
+        )
+        for target, destination in sorted(self.owned()):
+            owner.add_metric([target, destination], 1.0)
+        yield owner
         ack = HistogramMetricFamily(
             "tensafe_webhook_time_to_acknowledge_seconds",
             "Seconds from first receipt of a firing alert to its acknowledgement (API or "

@@ -13,7 +13,21 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 Target = Literal["pagerduty", "slack", "zendesk"]
-DeliveryState = Literal["pending", "sent", "dead"]
+DeliveryState = Literal["pending", "sending", "sent", "dead"]
+"""`sending`: an attempt at a target without an idempotency key (Slack) is under way; its
+outcome is recorded next. Found so later (the sender died mid-request), the outcome is
+unknown and the delivery is not sent again by itself (`OUTCOME_UNKNOWN`)."""
+
+SENT_ONCE: frozenset[str] = frozenset({"slack"})
+"""Targets that cannot deduplicate a repeated request (Slack has no idempotency key): each
+attempt is recorded as `sending` before it starts. PagerDuty (dedup_key) and Zendesk
+(Idempotency-Key) absorb a repeat, so they skip that commit and are simply sent again."""
+
+OUTCOME_UNKNOWN = (
+    "outcome unknown: the replica sending it stopped during the request; not sent again "
+    "automatically (Slack has no idempotency key, a resend could post it twice). Retry it "
+    "if it never arrived"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,8 @@ class Delivery:
     idempotency_key: str
     attempts: int
     created_at: datetime
+    claimed_until: datetime | None = None
+    """The lease of the claim that returned it: the claim's identity (`start_sending`)."""
 
 
 @dataclass(frozen=True)
@@ -82,12 +98,26 @@ class Outbox(Protocol):
         ...
 
     async def due_destinations(self, target: Target, now: datetime) -> list[str]:
-        """The destinations of `target` that have deliveries `claim` would lease now."""
+        """The destinations of `target` with pending deliveries due by `now`, leased or not:
+        a lease may belong to a replica that died, whose destinations are taken over."""
+        ...
+
+    async def take_over(self, target: Target, destination: str, now: datetime) -> int:
+        """This replica has just become the destination's only sender (`webhook.owners`):
+        whoever sent to it before is gone, so the leases on its pending deliveries are void.
+        Ends them (claimable now, not when they run out), and dead-letters its deliveries
+        left `sending` (`OUTCOME_UNKNOWN`); returns how many leases ended."""
         ...
 
     async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
         """End the leases of claimed deliveries that were not attempted (the lease expires
         `now`), so that they are claimable again at once rather than after the lease."""
+        ...
+
+    async def start_sending(self, delivery: Delivery, now: datetime) -> bool:
+        """Record that an attempt starts (state `sending`), only if the delivery is still
+        pending under the claim that returned it. False: the claim was voided (taken over
+        by another replica): do not send."""
         ...
 
     async def mark_sent(self, delivery_id: int, now: datetime, status: int) -> None: ...

@@ -19,11 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tensafe_ops.log import get_logger
 from webhook.intake import RENDER_LATER, render_firing
-from webhook.outbox import AlertView, Delivery, Target
+from webhook.outbox import OUTCOME_UNKNOWN, AlertView, Delivery, Target
 from webhook.statements import ConflictError, NotFoundError, alert_view, reading, ts
 from webhook.tables import alerts, deliveries
 from webhook.targets import DestinationsConfig
+
+log = get_logger("tensafe_ops.webhook.dispatch")
 
 
 def claimable(target: Target, now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
@@ -34,6 +37,29 @@ def claimable(target: Target, now: datetime) -> tuple[sa.ColumnElement[bool], ..
         deliveries.c.not_before <= ts(now),
         sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < ts(now)),
     )
+
+
+async def give_up_unknown(
+    conn: AsyncConnection, now: datetime, *where: sa.ColumnElement[bool]
+) -> list[int]:
+    """Deliveries left `sending` by a sender that is gone: dead-lettered, outcome unknown
+    (their target cannot deduplicate a resend). Returns their ids."""
+    gone = await conn.execute(
+        sa.update(deliveries)
+        .where(deliveries.c.state == "sending", *where)
+        .values(
+            state="dead",
+            last_error=OUTCOME_UNKNOWN,
+            attempts=deliveries.c.attempts + 1,
+            lease_until=None,
+            updated_at=ts(now),
+        )
+        .returning(deliveries.c.id)
+    )
+    ids = list(gone.scalars())
+    if ids:
+        log.warning("delivery_outcome_unknown", deliveries=ids)
+    return ids
 
 
 class SqlOutbox:
@@ -99,6 +125,7 @@ class SqlOutbox:
                 idempotency_key=r["idempotency_key"],
                 attempts=r["attempts"],
                 created_at=datetime.fromtimestamp(r["created_at"], UTC),
+                claimed_until=datetime.fromtimestamp(r["lease_until"], UTC),
             )
             for r, payload in zip(rows, payloads, strict=True)
         ]
@@ -168,12 +195,52 @@ class SqlOutbox:
     async def due_destinations(self, target: Target, now: datetime) -> list[str]:
         query = (
             sa.select(deliveries.c.destination)
-            .where(*claimable(target, now))
+            .where(
+                deliveries.c.target == target,
+                deliveries.c.state == "pending",
+                deliveries.c.not_before <= ts(now),
+            )
             .distinct()
             .order_by(deliveries.c.destination)
         )
         async with reading(self.engine) as conn:
             return list((await conn.execute(query)).scalars())
+
+    async def start_sending(self, delivery: Delivery, now: datetime) -> bool:
+        if delivery.claimed_until is None:
+            return False
+        async with self.writing() as conn:
+            started = await conn.execute(
+                sa.update(deliveries)
+                .where(
+                    deliveries.c.id == delivery.id,
+                    deliveries.c.state == "pending",
+                    deliveries.c.lease_until == ts(delivery.claimed_until),
+                )
+                .values(state="sending", updated_at=ts(now))
+                .returning(deliveries.c.id)
+            )
+            return started.scalar_one_or_none() is not None
+
+    async def take_over(self, target: Target, destination: str, now: datetime) -> int:
+        async with self.writing() as conn:
+            await give_up_unknown(
+                conn,
+                now,
+                deliveries.c.target == target,
+                deliveries.c.destination == destination,
+            )
+            released = await conn.execute(
+                sa.update(deliveries)
+                .where(
+                    deliveries.c.target == target,
+                    deliveries.c.destination == destination,
+                    deliveries.c.state == "pending",
+                    deliveries.c.lease_until > ts(now),
+                )
+                .values(lease_until=None, updated_at=ts(now))
+            )
+        return int(released.rowcount)
 
     async def _finish(self, delivery_id: int, now: datetime, **values: Any) -> None:
         """Record an attempt's outcome. Outcomes recorded at the same time share one

@@ -33,7 +33,7 @@ from webhook.intake import (
     resolved_deliveries,
 )
 from webhook.outbox import Target
-from webhook.outbox_store import SqlOutbox
+from webhook.outbox_store import SqlOutbox, give_up_unknown
 from webhook.payload import Alert, Notification
 from webhook.retention import Pruned, prune
 from webhook.routing import Window
@@ -95,6 +95,8 @@ class Received:
 class SweepResult:
     stale: list[str] = field(default_factory=list)
     breaches: list[str] = field(default_factory=list)
+    outcome_unknown: list[int] = field(default_factory=list)
+    """Deliveries found `sending` after their lease ran out: dead-lettered."""
 
 
 @dataclass(frozen=True)
@@ -482,6 +484,9 @@ class WebhookStore(SqlOutbox):
                 notified = await notified_targets(conn, row["id"])
                 follow_ups = resolved_deliveries(view, notified, self.policy, tell_slack=False)
                 await enqueue(conn, [(row["id"], d) for d in follow_ups], now)
+            # A sender that neither recorded an outcome nor kept its lease died mid-request.
+            expired = deliveries.c.lease_until < ts(now)
+            result.outcome_unknown = await give_up_unknown(conn, now, expired)
             # Seen keys only speed up duplicate detection; the unique alert occurrence
             # (fingerprint, startsAt) still stops a second page once they are gone.
             await conn.execute(

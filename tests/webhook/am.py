@@ -1,10 +1,11 @@
 """Real-shaped Alertmanager notifications and a webhook-enabled app for the receiver tests."""
 
+import asyncio
 import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,19 @@ def config_file(settings: dict[str, Any]) -> tuple[str, dict[str, str]]:
         return value
 
     return yaml.safe_dump(walk(settings)), env
+
+
+async def until(
+    check: Callable[[], bool | Awaitable[bool]], seconds: float = 10, every: float = 0.02
+) -> None:
+    """Poll `check` (sync or async) until it holds; fail after `seconds`: a bound on waiting
+    for background work, not a measurement."""
+    for _ in range(int(seconds / every)):
+        result = check()
+        if result if isinstance(result, bool) else await result:
+            return
+        await asyncio.sleep(every)
+    raise AssertionError(f"not within {seconds} s")
 
 
 async def ingest(app: web.Application) -> None:

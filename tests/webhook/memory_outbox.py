@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from webhook.outbox import Delivery, DeliveryState, Target
+from webhook.outbox import OUTCOME_UNKNOWN, Delivery, DeliveryState, Target
 
 
 @dataclass
@@ -29,6 +29,8 @@ class InMemoryOutbox:
     double_sends: list[int] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
     """Deliveries whose lease was released (in order)."""
+    sending: list[int] = field(default_factory=list)
+    """Deliveries recorded as `sending` before their attempt (in order)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set whenever a delivery's state is recorded (tests wait on it)."""
 
@@ -73,11 +75,47 @@ class InMemoryOutbox:
         ][:limit]
         for row in due:
             row.leased_until = now + timedelta(seconds=lease_seconds)
-        return [replace(row.delivery, attempts=row.attempts) for row in due]
+        return [
+            replace(row.delivery, attempts=row.attempts, claimed_until=row.leased_until)
+            for row in due
+        ]
+
+    async def start_sending(self, delivery: Delivery, now: datetime) -> bool:
+        row = self.rows[delivery.id]
+        if row.state != "pending" or row.leased_until != delivery.claimed_until:
+            return False
+        row.state = "sending"
+        self.sending.append(delivery.id)
+        return True
 
     async def due_destinations(self, target: Target, now: datetime) -> list[str]:
         await asyncio.sleep(0)
-        return sorted({row.delivery.destination for row in self._claimable(target, now)})
+        return sorted(
+            {
+                row.delivery.destination
+                for row in self.rows.values()
+                if row.delivery.target == target
+                and row.state == "pending"
+                and (row.not_before is None or row.not_before <= now)
+            }
+        )
+
+    async def take_over(self, target: Target, destination: str, now: datetime) -> int:
+        for row in self.rows.values():
+            mine = (row.delivery.target, row.delivery.destination) == (target, destination)
+            if mine and row.state == "sending":
+                row.state, row.error, row.leased_until = "dead", OUTCOME_UNKNOWN, None
+        taken = [
+            row
+            for row in self.rows.values()
+            if (row.delivery.target, row.delivery.destination) == (target, destination)
+            and row.state == "pending"
+            and row.leased_until is not None
+            and row.leased_until > now
+        ]
+        for row in taken:
+            row.leased_until = None
+        return len(taken)
 
     async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
         for delivery_id in delivery_ids:
@@ -104,7 +142,7 @@ class InMemoryOutbox:
         status: int | None = None,
     ) -> None:
         row = self.rows[delivery_id]
-        row.not_before, row.error, row.leased_until = not_before, error, None
+        row.state, row.not_before, row.error, row.leased_until = "pending", not_before, error, None
         row.attempts += 1
         self.changed.set()
 
@@ -142,6 +180,12 @@ class FlakyOutbox:
 
     async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
         await self.inner.release(delivery_ids, now)
+
+    async def start_sending(self, delivery: Delivery, now: datetime) -> bool:
+        return await self.inner.start_sending(delivery, now)
+
+    async def take_over(self, target: Target, destination: str, now: datetime) -> int:
+        return await self.inner.take_over(target, destination, now)
 
     async def mark_sent(self, delivery_id: int, now: datetime, status: int) -> None:
         await self.inner.mark_sent(delivery_id, now, status)

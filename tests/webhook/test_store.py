@@ -13,6 +13,7 @@ from tests.conftest import FakeClock
 from tests.webhook.am import am_alert, notification, resolved, webhook_settings
 from webhook.config import WebhookConfig
 from webhook.intake import Policy
+from webhook.outbox import OUTCOME_UNKNOWN
 from webhook.payload import Notification, parse_notification
 from webhook.retention import Pruned
 from webhook.store import IngestResult, WebhookStore
@@ -227,18 +228,38 @@ async def test_claim_by_destination_and_release(store: WebhookStore, clock: Fake
 
     [incident] = await store.claim("slack", 10, clock(), 60, destination="incidents")
     assert incident.destination == "incidents"
-    assert await store.due_destinations("slack", clock()) == ["alerts"]
     held = await store.claim("slack", 10, clock(), 60, destination="alerts")
     assert [d.destination for d in held] == ["alerts"] * 3
-    assert await store.due_destinations("slack", clock()) == []
+    assert await store.claim("slack", 10, clock(), 60) == []  # all leased
+    # Leased rows still count as due: their claimer may have died (webhook.owners).
+    assert await store.due_destinations("slack", clock()) == ["alerts", "incidents"]
+    await store.mark_sent(incident.id, clock(), 200)
+    assert await store.due_destinations("slack", clock()) == ["alerts"]
 
     # A stopping dispatcher gives back what it did not send: claimable right away, not
     # after the 60 s lease; a delivery sent meanwhile stays sent.
     await store.mark_sent(held[0].id, clock(), 200)
     await store.release([d.id for d in held], clock())
     clock.advance(seconds=1)
-    assert await store.due_destinations("slack", clock()) == ["alerts"]
     again = await store.claim("slack", 10, clock(), 60)
+    assert [d.id for d in again] == [d.id for d in held[1:]]
+    assert await leased_ids(store, clock) == {d.id for d in held[1:]}
+
+
+async def test_taking_a_destination_over_voids_its_leases_and_no_other(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    """The replica that held a destination is gone (its lock died with it): the rows it had
+    claimed are claimable at once, not after their lease; other destinations keep theirs."""
+    storm = [am_alert("HighCPU", "warning", instance=f"node-{i}:9100") for i in range(3)]
+    await accept(store, parsed(*storm, am_alert("TenSafeAPIDown")), clock())
+    held = await store.claim("slack", 10, clock(), 600, destination="alerts")
+    [incident] = await store.claim("slack", 10, clock(), 600, destination="incidents")
+    await store.mark_sent(held[0].id, clock(), 200)
+    clock.advance(seconds=1)
+
+    assert await store.take_over("slack", "alerts", clock()) == 2
+    again = await store.claim("slack", 10, clock(), 600)
     assert [d.id for d in again] == [d.id for d in held[1:]]
     assert await leased_ids(store, clock) == {incident.id, *(d.id for d in held[1:])}
 
@@ -266,3 +287,43 @@ async def test_outcomes_recorded_together_share_one_commit(
     async with store.engine.connect() as conn:
         states = (await conn.execute(sa.select(deliveries.c.state, deliveries.c.attempts))).all()
     assert sorted(states) == [("sent", 1)] * 12
+
+
+async def test_a_slack_attempt_is_recorded_before_it_starts_and_only_under_its_claim(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    """`sending` is written only while the claim that returned the delivery still holds: once
+    another replica took the destination over (voiding that claim), the old claimer cannot
+    start it. What a dead sender left `sending` is dead-lettered, outcome unknown."""
+    storm = [am_alert("HighCPU", "warning", instance=f"node-{i}:9100") for i in range(3)]
+    await accept(store, parsed(*storm), clock())
+    first, second, third = await store.claim("slack", 10, clock(), 60)
+    assert await store.start_sending(first, clock())
+    assert not await store.start_sending(first, clock())  # under way already
+    sending = await store.list_deliveries("sending", 10)
+    assert [d["id"] for d in sending] == [first.id]
+    assert await store.claim("slack", 10, clock(), 60) == []  # never claimed again
+
+    assert await store.take_over("slack", "alerts", clock()) == 2  # second and third
+    assert not await store.start_sending(second, clock())  # its claim is void
+    [dead] = await store.list_deliveries("dead", 10)
+    assert dead["id"] == first.id and dead["last_error"] == OUTCOME_UNKNOWN
+    again = await store.claim("slack", 10, clock(), 60)
+    assert [d.id for d in again] == [second.id, third.id]
+    assert await store.start_sending(again[0], clock())
+    await store.mark_sent(again[0].id, clock(), 200)
+    assert [d["id"] for d in await store.list_deliveries("sent", 10)] == [second.id]
+
+
+async def test_the_sweep_dead_letters_what_a_dead_sender_left_sending(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    await accept(store, parsed(am_alert("HighCPU", "warning")), clock())
+    [message] = await store.claim("slack", 10, clock(), 60)
+    assert await store.start_sending(message, clock())
+    assert (await store.sweep(clock(), 3600.0)).outcome_unknown == []  # its lease holds
+    clock.advance(seconds=61)
+    assert (await store.sweep(clock(), 3600.0)).outcome_unknown == [message.id]
+    [dead] = await store.list_deliveries("dead", 10)
+    assert (dead["id"], dead["attempts"]) == (message.id, 1)
+    assert dead["last_error"] == OUTCOME_UNKNOWN
