@@ -315,7 +315,6 @@ class Dispatcher:
                 if target in SENT_ONCE and not await self._start_sending(delivery):
                     return
                 outcome = await self._send(target, delivery)
-
                 write = self._judge(target, delivery, outcome, limiter)
                 records.append(asyncio.ensure_future(self._recorded(target, delivery, write)))
         finally:
@@ -327,7 +326,8 @@ class Dispatcher:
             await write
         except Exception:
             # Sent but not recorded: after the lease the row is claimed and sent again
-            # (harmless for PagerDuty and Zendesk, a repeated message for Slack).
+            # (harmless for PagerDuty and Zendesk); a Slack row stays `sending` and is
+            # dead-lettered as outcome unknown instead.
             log.exception("delivery_not_recorded", target=target, delivery=delivery.id)
             raise
 
