@@ -93,10 +93,11 @@ class RateLimiter:
         self.updated = monotonic()
         self.lock = asyncio.Lock()
 
-    def empty(self) -> None:
-        """No tokens now: the next acquisition waits one interval (someone else may just have
-        spent the budget: a destination taken over from another replica)."""
-        self.tokens = 0.0
+    def spent(self, seconds_ago: float) -> None:
+        """Someone else took a token `seconds_ago` (a destination taken over from another
+        replica): the bucket holds what it would have refilled since."""
+        refilled = max(0.0, seconds_ago) * self.rate
+        self.tokens = min(self.capacity, self.capacity - 1 + refilled)
         self.updated = self.monotonic()
 
     def penalize(self, seconds: float) -> None:

@@ -195,23 +195,27 @@ class Dispatcher:
 
     async def _ours(self, target: Target, destination: str, *, retry: bool) -> bool:
         """Whether this replica sends to `destination` (`webhook.owners`). Taking one over
-        voids the previous sender's leases at once, and its rate limiter starts empty: the
-        previous sender may have spent the budget a moment ago."""
+        voids the previous sender's leases at once, and its rate limiter carries on from the
+        destination's last attempt (the previous sender may have spent the budget a moment
+        ago)."""
         acquired = await self.owners.acquire(target, destination, retry=retry)
         if acquired != "taken":
             return acquired == "held"
         limiter = self.limits.get((target, destination))
-        if limiter is not None:
-            limiter.empty()
+        now = self.clock()
         try:
-            released = await self.outbox.take_over(target, destination, self.clock())
-        except Exception:  # its leases then run out as after any crash
+            taken = await self.outbox.take_over(target, destination, now)
+        except Exception:  # its leases then run out as after any crash; pace as if just sent
             log.exception("take_over_failed", target=target, destination=destination)
-        else:
-            if released:
-                log.warning(
-                    "leases_taken_over", target=target, destination=destination, rows=released
-                )
+            if limiter is not None:
+                limiter.spent(0.0)
+            return True
+        if limiter is not None and taken.last_attempt is not None:
+            limiter.spent((now - taken.last_attempt).total_seconds())
+        if taken.released:
+            log.warning(
+                "leases_taken_over", target=target, destination=destination, rows=taken.released
+            )
         return True
 
     async def _sleep(self, woken: asyncio.Event, seconds: float) -> None:

@@ -82,6 +82,15 @@ class Outcome:
     response: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Takeover:
+    released: int
+    """Leases of the previous sender ended."""
+    last_attempt: datetime | None
+    """When the destination was last sent to (by anyone): the new sender's rate limiter
+    carries on from there."""
+
+
 class Outbox(Protocol):
     async def claim(
         self,
@@ -102,11 +111,11 @@ class Outbox(Protocol):
         a lease may belong to a replica that died, whose destinations are taken over."""
         ...
 
-    async def take_over(self, target: Target, destination: str, now: datetime) -> int:
+    async def take_over(self, target: Target, destination: str, now: datetime) -> "Takeover":
         """This replica has just become the destination's only sender (`webhook.owners`):
         whoever sent to it before is gone, so the leases on its pending deliveries are void.
         Ends them (claimable now, not when they run out), and dead-letters its deliveries
-        left `sending` (`OUTCOME_UNKNOWN`); returns how many leases ended."""
+        left `sending` (`OUTCOME_UNKNOWN`)."""
         ...
 
     async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:

@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tensafe_ops.log import get_logger
 from webhook.intake import RENDER_LATER, render_firing
-from webhook.outbox import OUTCOME_UNKNOWN, AlertView, Delivery, Target
+from webhook.outbox import OUTCOME_UNKNOWN, AlertView, Delivery, Takeover, Target
 from webhook.statements import ConflictError, NotFoundError, alert_view, reading, ts
 from webhook.tables import alerts, deliveries
 from webhook.targets import DestinationsConfig
+from webhook.timebounds import from_stored
 
 log = get_logger("tensafe_ops.webhook.dispatch")
 
@@ -222,8 +223,16 @@ class SqlOutbox:
             )
             return started.scalar_one_or_none() is not None
 
-    async def take_over(self, target: Target, destination: str, now: datetime) -> int:
+    async def take_over(self, target: Target, destination: str, now: datetime) -> Takeover:
         async with self.writing() as conn:
+            last = await conn.execute(
+                sa.select(sa.func.max(deliveries.c.updated_at)).where(
+                    deliveries.c.target == target,
+                    deliveries.c.destination == destination,
+                    deliveries.c.attempts > 0,
+                )
+            )
+            last_attempt = last.scalar_one_or_none()
             await give_up_unknown(
                 conn,
                 now,
@@ -240,7 +249,8 @@ class SqlOutbox:
                 )
                 .values(lease_until=None, updated_at=ts(now))
             )
-        return int(released.rowcount)
+        last = None if last_attempt is None else from_stored(last_attempt)
+        return Takeover(int(released.rowcount), last)
 
     async def _finish(self, delivery_id: int, now: datetime, **values: Any) -> None:
         """Record an attempt's outcome. Outcomes recorded at the same time share one

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from webhook.outbox import OUTCOME_UNKNOWN, Delivery, DeliveryState, Target
+from webhook.outbox import OUTCOME_UNKNOWN, Delivery, DeliveryState, Takeover, Target
 
 
 @dataclass
@@ -100,7 +100,7 @@ class InMemoryOutbox:
             }
         )
 
-    async def take_over(self, target: Target, destination: str, now: datetime) -> int:
+    async def take_over(self, target: Target, destination: str, now: datetime) -> Takeover:
         for row in self.rows.values():
             mine = (row.delivery.target, row.delivery.destination) == (target, destination)
             if mine and row.state == "sending":
@@ -115,7 +115,7 @@ class InMemoryOutbox:
         ]
         for row in taken:
             row.leased_until = None
-        return len(taken)
+        return Takeover(len(taken), None)
 
     async def release(self, delivery_ids: Sequence[int], now: datetime) -> None:
         for delivery_id in delivery_ids:
@@ -184,7 +184,7 @@ class FlakyOutbox:
     async def start_sending(self, delivery: Delivery, now: datetime) -> bool:
         return await self.inner.start_sending(delivery, now)
 
-    async def take_over(self, target: Target, destination: str, now: datetime) -> int:
+    async def take_over(self, target: Target, destination: str, now: datetime) -> Takeover:
         return await self.inner.take_over(target, destination, now)
 
     async def mark_sent(self, delivery_id: int, now: datetime, status: int) -> None:

@@ -258,7 +258,9 @@ async def test_taking_a_destination_over_voids_its_leases_and_no_other(
     await store.mark_sent(held[0].id, clock(), 200)
     clock.advance(seconds=1)
 
-    assert await store.take_over("slack", "alerts", clock()) == 2
+    taken = await store.take_over("slack", "alerts", clock())
+    assert taken.released == 2
+    assert taken.last_attempt == clock() - timedelta(seconds=1)  # held[0] was sent then
     again = await store.claim("slack", 10, clock(), 600)
     assert [d.id for d in again] == [d.id for d in held[1:]]
     assert await leased_ids(store, clock) == {incident.id, *(d.id for d in held[1:])}
@@ -304,7 +306,7 @@ async def test_a_slack_attempt_is_recorded_before_it_starts_and_only_under_its_c
     assert [d["id"] for d in sending] == [first.id]
     assert await store.claim("slack", 10, clock(), 60) == []  # never claimed again
 
-    assert await store.take_over("slack", "alerts", clock()) == 2  # second and third
+    assert (await store.take_over("slack", "alerts", clock())).released == 2  # 2nd and 3rd
     assert not await store.start_sending(second, clock())  # its claim is void
     [dead] = await store.list_deliveries("dead", 10)
     assert dead["id"] == first.id and dead["last_error"] == OUTCOME_UNKNOWN
