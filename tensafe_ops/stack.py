@@ -5,7 +5,7 @@ directory with a `prometheus.yml` that scrapes the service and the simulated Ten
 pointing Alertmanager's receivers at the service; `commands` gives the command lines. The demo
 prints them as a one-line recipe, and the end-to-end test runs exactly these files.
 
-The timing knob (`Timing`, docs/alerts.md#testing-the-rules-end-to-end) is the one way the
+The timing knob (`Timing`, docs/alerts.md#running-the-rules-end-to-end) is the one way the
 shipped rules are changed: every `for:` longer than `for_cap` is cut to it, and Alertmanager's
 `group_wait` / `group_interval` are shortened, so an alert fires and resolves in seconds
 instead of minutes. Expressions, thresholds, labels and routes stay as shipped.
