@@ -298,7 +298,7 @@ def _pages_access(settings: "Settings") -> Literal["open", "sign-in"] | None:
 
 def _demo_stack_recipe(settings: "Settings", port: int, urls: dict[str, str]) -> str:
     """Writes the demo's Prometheus/Alertmanager files; returns how to start them."""
-    from tensafe_ops import stack
+    from tensafe_ops.sandbox import stack
     from tensafe_ops.sandbox.server import DEMO_ROUTING_KEY
 
     service = _base_url(settings.server.host, port).removeprefix("http://")

@@ -2,8 +2,8 @@
 Prometheus with the shipped rules → an HA pair of Alertmanagers with the shipped config → the
 webhook → the PagerDuty and Slack fakes → a signed PagerDuty acknowledgement → resolved.
 
-Only the timing knob (`tensafe_ops.stack.TEST_TIMING`: `for:` capped at 2 s, 1 s intervals)
-differs from what ships; the files are written by the same code as the demo's recipe.
+Only the timing knob (`tensafe_ops.sandbox.stack.TEST_TIMING`: `for:` capped at 2 s, 1 s
+intervals) differs from what ships; the files are written by the same code as the demo's recipe.
 """
 
 import asyncio
@@ -26,9 +26,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from tensafe_ops import stack
 from tensafe_ops.app import make_app
-from tensafe_ops.sandbox import pagerduty_world, zendesk_world
+from tensafe_ops.sandbox import pagerduty_world, stack, zendesk_world
 from tensafe_ops.sandbox import world as sandbox_world
 from tensafe_ops.sandbox.pagerduty_events_api import EVENTS_STATE_KEY, EventsState
 from tensafe_ops.sandbox.server import DEMO_ROUTING_KEY, DEMO_SLACK_WEBHOOKS, start_world

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tensafe_ops import stack
+from tensafe_ops.sandbox import stack
 from tests.conftest import require_binary
 
 TARGETS = stack.Targets(
