@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import random
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,6 +34,7 @@ from tensafe_ops.settings import Settings, parse_settings
 from tests.conftest import require_binary
 from tests.deploy.test_dashboard import expressions
 from tests.test_demo import SOURCES, wait_for
+from tests.webhook.test_receive import free_port
 from webhook.config import Credentials, ReceiverConfig
 
 TOKEN = "e2e-alertmanager-token"
@@ -42,13 +42,6 @@ PD_SECRET = "e2e-pagerduty-webhook-secret"
 PAGES = ("HighErrorRate", "PrivacyBudgetExhausted", "SupportP1SLABreached")
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def quiet_world() -> sandbox_world.World:
