@@ -4,14 +4,15 @@
 recomputes a business metric.
 """
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from tensafe_ops.metrics import registry_of
 
 CACHED_NOTE = (
     " (cached: refreshed in the background;"
@@ -25,20 +26,9 @@ SHARED_FAMILIES = frozenset({"tensafe_account_join_issues"})
 may appear only once in an exposition, so these are merged across snapshots at swap time."""
 
 
-class _Families:
-    """A throwaway collector yielding already-built metric families."""
-
-    def __init__(self, families: Sequence[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self.families)
-
-
 def render(families: Sequence[Metric]) -> tuple[bytes, bytes]:
     """(Prometheus text 0.0.4, OpenMetrics without its closing `# EOF`)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))
+    registry = registry_of(families)
     text = generate_latest(registry)
     openmetrics = generate_openmetrics(registry)
     if openmetrics.endswith(_OM_EOF):

@@ -79,24 +79,36 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=body, headers=headers)
 
 
-class BuildInfo:
-    """`tensafe_ops_build_info{version, role} 1`: which release runs, and as which role."""
+class StaticCollector:
+    """A collector yielding families built beforehand (prometheus_client renders registries)."""
 
-    def __init__(self, role: str) -> None:
-        family = GaugeMetricFamily(
-            "tensafe_ops_build_info",
-            "Always 1: the running version and the process's role (all, exporter or webhook).",
-            labels=["version", "role"],
-        )
-        family.add_metric([__version__, role], 1.0)
-        self.family = family
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
 
     def collect(self) -> Iterator[Metric]:
-        yield self.family
+        return iter(self.families)
+
+
+def registry_of(families: Iterable[Metric]) -> CollectorRegistry:
+    """A registry serving exactly these families, to render them."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StaticCollector(families))
+    return registry
+
+
+def build_info(role: str) -> Metric:
+    """`tensafe_ops_build_info{version, role} 1`: which release runs, and as which role."""
+    family = GaugeMetricFamily(
+        "tensafe_ops_build_info",
+        "Always 1: the running version and the process's role (all, exporter or webhook).",
+        labels=["version", "role"],
+    )
+    family.add_metric([__version__, role], 1.0)
+    return family
 
 
 def setup(app: web.Application, role: str) -> None:
     app[SELF_REGISTRY_KEY] = CollectorRegistry(auto_describe=False)
-    app[SELF_REGISTRY_KEY].register(BuildInfo(role))
+    app[SELF_REGISTRY_KEY].register(StaticCollector([build_info(role)]))
     app[PRERENDERED_KEY] = []
     app.router.add_get("/metrics", metrics_handler)

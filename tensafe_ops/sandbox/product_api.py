@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from tensafe_ops.metrics import registry_of
 from tensafe_ops.sandbox import product
 from tensafe_ops.sandbox.product import ProductState, Scenario
 from tensafe_ops.sandbox.received import inspectable
@@ -28,20 +28,8 @@ from tensafe_ops.sandbox.received import inspectable
 PRODUCT_STATE_KEY = web.AppKey("product_state", ProductState)
 
 
-class _Families:
-    """A collector over families built for one scrape."""
-
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self._families = list(families)
-
-    def collect(self) -> Iterable[Metric]:
-        return self._families
-
-
 def exposition(families: Iterable[Metric]) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))
-    body: bytes = generate_latest(registry)
+    body: bytes = generate_latest(registry_of(families))
     return body
 
 
