@@ -24,13 +24,20 @@ from webhook.reader import WebhookReader
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 READY_TIMEOUT = 2.0
-_pings: set[asyncio.Task[None]] = set()
+READY_PINGS_KEY: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("ready_pings")
+"""/readyz pings still running after their answer (a slow or hung state database)."""
 
 
 async def _state_db(app: web.Application) -> AsyncIterator[None]:
     store = app[STATE_STORE_KEY]
     await migrate(store.engine)
     yield
+    # A ping nobody waits for any more is cancelled, not left pending on a closed loop.
+    pings = app[READY_PINGS_KEY].copy()
+    for ping in pings:
+        ping.cancel()
+    if pings:
+        await asyncio.wait(pings, timeout=READY_TIMEOUT)
     await store.engine.dispose()
 
 
@@ -39,8 +46,9 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    app = request.app
     try:
-        await within(request.app[STATE_STORE_KEY].ping(), READY_TIMEOUT, _pings)
+        await within(app[STATE_STORE_KEY].ping(), READY_TIMEOUT, app[READY_PINGS_KEY])
     except Exception as exc:  # any failure means not ready; say which
         return web.json_response(
             {"status": "unavailable", "state_db": type(exc).__name__}, status=503
@@ -72,6 +80,7 @@ def make_app(
     app[EXPORTER_CLOCK_KEY] = exporter_clock or clock
     app[DEMO_KEY] = settings.demo
     app[STATE_STORE_KEY] = StateStore(create_engine(settings.server.db_url()))
+    app[READY_PINGS_KEY] = set()
     if settings.operator.read_auth is not None:
         app[API_READ_AUTH_KEY] = settings.operator.read_auth
     app.cleanup_ctx.append(_state_db)

@@ -1,9 +1,12 @@
+import asyncio
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tensafe_ops.app import make_app
+from tensafe_ops import app as tensafe_app
+from tensafe_ops.app import READY_PINGS_KEY, make_app
 from tensafe_ops.keys import STATE_STORE_KEY
 from tensafe_ops.settings import parse_settings
 
@@ -45,3 +48,23 @@ async def test_readyz_fails_when_state_db_is_gone(aiohttp_client, tmp_path: Path
     await app[STATE_STORE_KEY].engine.dispose()
     ready = await client.get("/readyz")
     assert ready.status == 503
+
+
+async def test_a_ping_readyz_gave_up_on_is_cancelled_at_shutdown(  # type: ignore[no-untyped-def]
+    aiohttp_client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(parse_settings(settings_for(tmp_path)))
+    store = app[STATE_STORE_KEY]
+
+    async def hung_ping() -> None:  # a database that never answers
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(store, "ping", hung_ping)
+    monkeypatch.setattr(tensafe_app, "READY_TIMEOUT", 0.1)
+    client: TestClient = await aiohttp_client(app)  # type: ignore[type-arg]
+    ready = await client.get("/readyz")
+    assert ready.status == 503 and (await ready.json())["state_db"] == "TimeoutError"
+    [ping] = app[READY_PINGS_KEY]  # still running, for this app only
+    assert not ping.done()
+    await client.close()
+    assert ping.cancelled()
