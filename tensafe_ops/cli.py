@@ -299,10 +299,12 @@ def _pages_access(settings: "Settings") -> Literal["open", "sign-in"] | None:
 def _demo_stack_recipe(settings: "Settings", port: int, urls: dict[str, str]) -> str:
     """Writes the demo's Prometheus/Alertmanager files; returns how to start them."""
     from tensafe_ops.sandbox import stack
-    from tensafe_ops.sandbox.server import DEMO_ROUTING_KEY
+    from tensafe_ops.sandbox.server import DEMO_ROUTING_KEY, demo_has_auth
 
     service = _base_url(settings.server.host, port).removeprefix("http://")
-    return stack.demo_recipe(settings.server.state_dir / "stack", service, urls, DEMO_ROUTING_KEY)
+    directory = settings.server.state_dir / "stack"
+    auth = demo_has_auth(settings)
+    return stack.demo_recipe(directory, service, urls, DEMO_ROUTING_KEY, webhook_auth=auth)
 
 
 async def _serve(

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from webhook.config import DEFAULT_RECEIVER_PATH
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS = {
@@ -171,7 +173,7 @@ def write_stack(
     for secret in secrets.iterdir():
         secret.chmod(0o600)
     shipped = (DEPLOY / "alertmanager" / "alertmanager.yml").read_text()
-    webhook_url = f"http://{targets.service}/api/v1/alerts"
+    webhook_url = f"http://{targets.service}{DEFAULT_RECEIVER_PATH}"
     am = alertmanager_config(shipped, webhook_url, secrets, timing, targets.pagerduty_events_url)
     (directory / "alertmanager.yml").write_text(yaml.safe_dump(am, sort_keys=False))
     prometheus = prometheus_config(targets, timing)
@@ -223,8 +225,19 @@ def recipe(argv: list[list[str]]) -> str:
     return " & ".join(shlex.join(command) for command in argv) + " &"
 
 
-def demo_recipe(directory: Path, service: str, urls: dict[str, str], routing_key: str) -> str:
-    """Write the demo's stack files into `directory`; return the lines telling how to run them."""
+def demo_recipe(
+    directory: Path,
+    service: str,
+    urls: dict[str, str],
+    routing_key: str,
+    *,
+    webhook_auth: bool = False,
+) -> str:
+    """Write the demo's stack files into `directory`; return the lines telling how to run them.
+
+    `webhook_auth`: the demo's receivers keep the credentials a config file set. Their token is
+    not copied out of the configuration: the lines say which file Alertmanager reads it from.
+    """
     if not (DEPLOY / "rules").is_dir():
         return "Prometheus and Alertmanager: the recipe needs a source checkout (no deploy/)."
     targets = Targets(
@@ -238,13 +251,20 @@ def demo_recipe(directory: Path, service: str, urls: dict[str, str], routing_key
         directory,
         targets,
         timing=DEMO_TIMING,
-        webhook_token="demo",  # noqa: S106 - the demo receiver has no auth
+        webhook_token="" if webhook_auth else "demo",  # an open receiver takes any token
         pagerduty_routing_key=routing_key,
     )
     cap = duration(DEMO_TIMING.for_cap or 0)
-    return (
+    lines = [
         f"Prometheus and Alertmanager on the shipped rules (for: capped at {cap}), "
-        "wired to this demo:\n"
-        f"  {recipe(commands(directory, targets, timing=DEMO_TIMING))}\n"
-        "then http://127.0.0.1:9090/alerts and http://127.0.0.1:9093 (docs/alerts.md)."
-    )
+        "wired to this demo:",
+        f"  {recipe(commands(directory, targets, timing=DEMO_TIMING))}",
+        "then http://127.0.0.1:9090/alerts and http://127.0.0.1:9093 (docs/alerts.md).",
+    ]
+    if webhook_auth:
+        token = directory.resolve() / "secrets" / "tensafe-ops-token"
+        lines.append(
+            "The webhook takes the credentials your config sets: write the bearer token of its "
+            f"receiver {DEFAULT_RECEIVER_PATH} into {token} (Alertmanager reads it on every send)."
+        )
+    return "\n".join(lines)

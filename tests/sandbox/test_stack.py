@@ -106,3 +106,18 @@ def test_the_demo_recipe_is_one_line_over_written_files(tmp_path: Path) -> None:
     assert "for: capped at 15s" in text
     for name in ("prometheus.yml", "alertmanager.yml", "rules/checklist.yaml"):
         assert (tmp_path / "stack" / name).is_file()
+
+
+def test_a_demo_with_configured_credentials_says_where_the_token_goes(tmp_path: Path) -> None:
+    """The open demo's receiver takes the written token; a configured one needs the user's,
+    which the recipe does not copy out of the configuration."""
+    urls = {"product": "http://127.0.0.1:40001", "pagerduty_events": "http://127.0.0.1:40002"}
+    token = (tmp_path / "stack" / "secrets" / "tensafe-ops-token").resolve()
+    text = stack.demo_recipe(tmp_path / "stack", "127.0.0.1:9877", urls, "routing-key")
+    assert token.read_text() == "demo" and "bearer token" not in text
+    text = stack.demo_recipe(
+        tmp_path / "stack", "127.0.0.1:9877", urls, "routing-key", webhook_auth=True
+    )
+    assert token.read_text() == ""
+    assert f"bearer token of its receiver /api/v1/alerts into {token}" in text
+    assert text.splitlines()[1].strip().startswith("prometheus --config.file=")  # still runnable
