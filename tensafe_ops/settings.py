@@ -84,14 +84,9 @@ class Settings(BaseSettings):
             server = ServerConfig.model_validate({**self.server.model_dump(), **overrides})
         except ValidationError as exc:
             raise _config_error(exc, ("server",)) from None
+        sections = {name: getattr(self, name) for name in type(self).model_fields}
         try:
-            return Settings(
-                server=server,
-                exporter=self.exporter,
-                webhook=self.webhook,
-                operator=self.operator,
-                demo=self.demo,
-            )
+            return Settings(**{**sections, "server": server})  # every section, even a new one
         except ValidationError as exc:
             raise _config_error(exc) from None
 

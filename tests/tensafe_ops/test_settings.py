@@ -4,7 +4,8 @@ import pytest
 from click.testing import CliRunner
 
 from tensafe_ops.cli import main
-from tensafe_ops.settings import ConfigError, load_settings, secret_values
+from tensafe_ops.settings import ConfigError, load_settings, parse_settings, secret_values
+from tests.webhook.am import webhook_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -172,3 +173,20 @@ def test_destination_urls_must_be_urls(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(ConfigError) as err:
         load_settings(path)
     assert any("events_url" in where for where, _ in err.value.details)
+
+
+def test_server_flags_keep_every_other_section(tmp_path: Path) -> None:
+    """`serve --port/--role/...` replace server fields only: every other section, whatever
+    sections Settings has, comes through as configured (and is validated again)."""
+    configured = webhook_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    configured["operator"] = {"enabled": True, "api_auth": "none"}
+    settings = parse_settings({**configured, "demo": True})
+    moved = settings.with_server(port=1234, role="webhook")
+    assert (moved.server.port, moved.server.role) == (1234, "webhook")
+    for name in type(settings).model_fields:
+        if name != "server":
+            assert getattr(moved, name) == getattr(settings, name), name
+            assert getattr(moved, name) != getattr(parse_settings({}), name), name
+    with pytest.raises(ConfigError) as err:
+        parse_settings({}).with_server(role="webhook")  # the whole is validated again
+    assert "webhook.enabled is false" in str(err.value)
