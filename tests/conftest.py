@@ -14,11 +14,24 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import structlog
 
 PG_DSN = os.environ.get("TENSAFE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 """Params of a fixture that runs its tests once per state database (see `database_url`)."""
+
+# structlog's default console renderer draws a logged exception with rich: every frame's source
+# and locals, seconds per traceback on this machine. A loop logging a failure during a test's
+# teardown (e.g. a dispatcher round after its database went away) took 25-50 s a test. Tests
+# print tracebacks as plain text, as the service does (tensafe_ops.log: format_exc_info).
+TEST_LOGGING = {
+    "processors": [
+        *structlog.get_config()["processors"][:-1],
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+    ]
+}
+structlog.configure(**TEST_LOGGING)
 
 
 def missing_dependency(reason: str) -> None:

@@ -5,13 +5,16 @@ import pytest
 import structlog
 
 from tensafe_ops.log import get_logger, register_secrets, setup_logging
+from tests.conftest import TEST_LOGGING
 
 
 @pytest.fixture(autouse=True)
 def _reset_structlog() -> Iterator[None]:
     # setup_logging binds the (captured) stderr of this test; later tests must not write to it.
+    # They get the suite's logging back (tests/conftest.py: plain tracebacks).
     yield
     structlog.reset_defaults()
+    structlog.configure(**TEST_LOGGING)
 
 
 def test_secrets_are_masked_in_every_field(capsys: pytest.CaptureFixture[str]) -> None:
