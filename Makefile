@@ -2,14 +2,15 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml admin/pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint bench clean system-deps lock chart-files dashboard screenshots
 
-$(STAMP): pyproject.toml
+# tensafe-admin is a distribution of its own (admin/: a pure HTTP client with few dependencies).
+$(STAMP): pyproject.toml admin/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./admin
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -17,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/tensafe-ops serve --demo --state-dir .tensafe-ops/demo
 
 test: $(STAMP) system-deps
-	$(BIN)/ruff check tensafe_ops exporter webhook operations tests bench deploy
-	$(BIN)/ruff format --check tensafe_ops exporter webhook operations tests bench deploy
+	$(BIN)/ruff check tensafe_ops exporter webhook operations admin tests bench deploy
+	$(BIN)/ruff format --check tensafe_ops exporter webhook operations admin tests bench deploy
 	$(BIN)/mypy
 	$(BIN)/mypy deploy/grafana/dashboard.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -47,8 +48,8 @@ chart-files:
 	touch $(CHART)/files/rules/.keep $(CHART)/files/dashboards/.keep
 
 lint: $(STAMP)
-	$(BIN)/ruff check --fix tensafe_ops exporter webhook operations tests bench deploy
-	$(BIN)/ruff format tensafe_ops exporter webhook operations tests bench deploy
+	$(BIN)/ruff check --fix tensafe_ops exporter webhook operations admin tests bench deploy
+	$(BIN)/ruff format tensafe_ops exporter webhook operations admin tests bench deploy
 
 # The Grafana dashboard is generated (a test fails when the committed JSON differs), then copied
 # into the chart.

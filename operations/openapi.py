@@ -381,6 +381,7 @@ SCHEMAS: dict[str, Schema] = {
             "traffic": ref("Traffic"),
             "queue": obj({"depth": N_NUM, "limit": INT, "within": N_BOOL}),
             "events_today": arr(ref("Event")),
+            "prometheus": ref("Prometheus"),
             "answers": obj(
                 {"new_alerts": N_BOOL, "traffic_normal": N_BOOL, "queue_within_limits": N_BOOL}
             ),

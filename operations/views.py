@@ -891,6 +891,7 @@ def pulse(p: Picture) -> dict[str, Any]:
         "traffic": flow,
         "queue": {"depth": queue, "limit": 100, "within": None if queue is None else queue <= 100},
         "events_today": events_today,
+        "prometheus": p.readings.status(),
         "answers": {
             "new_alerts": bool(new_alerts) if p.webhook is not None else None,
             "traffic_normal": None if flow["unusual"] is None else not flow["unusual"],

@@ -244,6 +244,10 @@ async def _wait_for_signal() -> None:
     type=click.Path(path_type=Path),
     help="Directory of the SQLite state DB (overrides server.state_dir).",
 )
+@click.option(
+    "--prometheus-url",
+    help="The Prometheus the operator API asks (overrides operator.prometheus_url).",
+)
 def serve(
     config_file: Path | None,
     demo: bool,
@@ -254,6 +258,7 @@ def serve(
     host: str | None,
     port: int | None,
     state_dir: Path | None,
+    prometheus_url: str | None,
     scenario: "Scenario | None",
     frozen: bool,
     clock_kind: "ClockKind",
@@ -270,6 +275,8 @@ def serve(
         settings = load_settings(config_file).with_server(
             **{k: v for k, v in flags.items() if v is not None}
         )
+        if prometheus_url is not None:
+            settings = settings.with_operator(prometheus_url=prometheus_url)
     except ConfigError as exc:
         _print_config_error(exc)
         sys.exit(1)

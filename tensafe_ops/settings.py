@@ -90,6 +90,14 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise _config_error(exc) from None
 
+    def with_operator(self, **overrides: Any) -> "Settings":
+        """A copy with these operator fields replaced, validated again (e.g. CLI flags)."""
+        try:
+            operator = OperatorConfig.model_validate({**self.operator.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise _config_error(exc, ("operator",)) from None
+        return self.model_copy(update={"operator": operator})
+
     @model_validator(mode="after")
     def _operator_wiring(self) -> "Settings":
         """The operator API's credentials and Slack destinations live in other sections."""

@@ -1,5 +1,5 @@
 """The plain-text block `tensafe-ops serve --demo` prints once it listens: where everything
-is and two commands to copy (a sample critical alert, a Prometheus scrape config).
+is and commands to copy (a sample critical alert, a Prometheus scrape config, tensafe-admin).
 
 Built from the sandbox's URL map (`RunningWorld.urls`): a new simulated upstream gets a line
 by adding its label to `UPSTREAMS` (an unknown one is listed under its key).
@@ -133,4 +133,11 @@ def startup_block(
     lines += ["", "Prometheus:", *(f"  {line}" for line in scrape_config(target).splitlines())]
     if stack_recipe:
         lines += ["", stack_recipe]
+    lines += [
+        "",
+        "The daily checklist (operator API, no auth in the demo; docs/operator.md):",
+        f"  {base}/api/v1/status  {base}/api/v1/checklist/today  {base}/api/v1/openapi.json",
+        f"  tensafe-admin status --quick --url {base} --prometheus-url http://127.0.0.1:9090",
+        "  (the Prometheus above; or start the demo with --prometheus-url)",
+    ]
     return "\n".join(lines) + "\n"

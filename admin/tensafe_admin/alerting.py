@@ -1,0 +1,177 @@
+"""The webhook's alerts and maintenance windows."""
+
+from typing import Any
+
+import click
+
+from tensafe_admin import timefmt
+from tensafe_admin.base import Run, checked, common, main, start
+from tensafe_admin.render import both
+from tensafe_admin.timefmt import ago
+
+# -- the webhook's alerts and maintenance windows --------------------------------------------
+
+
+@main.group()
+def alerts() -> None:
+    """Alerts the webhook received, with their respond-by times."""
+
+
+@alerts.command("list")
+@click.option("--state", type=click.Choice(["firing", "resolved", "stale"]))
+@click.option("--severity", type=click.Choice(["critical", "warning", "info"]))
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@common
+@checked
+def alerts_list(state: str | None, severity: str | None, limit: int, **options: Any) -> None:
+    """Alerts, newest first, with time left or overdue.
+
+    \b
+    Example:
+      tensafe-admin alerts list --state firing
+    """
+    run = start(**options)
+    data = run.client.get("/api/v1/alerts", state=state, severity=severity, limit=limit)
+    rows = []
+    for a in data["alerts"]:
+        if a["acknowledged_at"]:
+            left = f"acked by {a['acknowledged_by']}"
+        elif a["overdue_seconds"] is not None:
+            left = f"OVERDUE {ago(a['overdue_seconds'])}"
+        else:
+            left = ago(a["seconds_left"]) if a["seconds_left"] is not None else "-"
+        rows.append(
+            [
+                a["id"],
+                a["alertname"],
+                a["severity"],
+                a["state"],
+                a["summary"],
+                run.time(a["respond_by"]),
+                left,
+            ]
+        )
+    rendered, markdown = both(
+        "Alerts", ["ID", "Alert", "Severity", "State", "Summary", "Respond by", "Left"], rows
+    )
+    run.emit(data, rendered, markdown)
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", required=True)
+@click.option("--note", default="")
+@common
+@checked
+def alerts_ack(alert_id: int, by: str, note: str, **options: Any) -> None:
+    """Acknowledge an alert.
+
+    \b
+    Example:
+      tensafe-admin alerts ack 42 --by ada --note "looking into it"
+    """
+    run = start(**options)
+    data = run.client.post(f"/api/v1/alerts/{alert_id}/ack", {"by": by, "note": note})
+    run.emit(
+        data,
+        f"Alert {alert_id} ({data['alertname']}) acknowledged by {by} at "
+        f"{run.time(data['acknowledged_at'])}.",
+        None,
+    )
+
+
+@main.group()
+def maintenance() -> None:
+    """Maintenance windows: matching pages become Slack notes meanwhile."""
+
+
+def _window_rows(run: Run, windows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            w["id"],
+            run.time(w["start"]),
+            run.time(w["end"]),
+            ", ".join(w["matchers"]),
+            w["reason"],
+            w["by"],
+        ]
+        for w in windows
+    ]
+
+
+WINDOW_COLUMNS = ["ID", "Start", "End", "Matchers", "Reason", "By"]
+
+
+@maintenance.command("start")
+@click.option(
+    "--matcher",
+    "matchers",
+    multiple=True,
+    required=True,
+    help="Alertmanager-style, e.g. --matcher 'service=\"api\"' (repeatable).",
+)
+@click.option("--reason", required=True)
+@click.option("--duration", default="1h", show_default=True)
+@click.option("--start", "begin", default="now", show_default=True)
+@click.option("--by", default="tensafe-admin", show_default=True)
+@common
+@checked
+def maintenance_start(
+    matchers: tuple[str, ...], reason: str, duration: str, begin: str, by: str, **options: Any
+) -> None:
+    """Start (or schedule) a maintenance window.
+
+    \b
+    Example:
+      tensafe-admin maintenance start --matcher 'service="database"' --duration 2h \\
+        --reason "PostgreSQL 16 upgrade"
+    """
+    run = start(**options)
+    starts = timefmt.moment(begin, run.tz)
+    ends = starts + timefmt.duration(duration)
+    body = {
+        "start": starts.isoformat(),
+        "end": ends.isoformat(),
+        "matchers": list(matchers),
+        "reason": reason,
+        "by": by,
+    }
+    data = run.client.post("/api/v1/maintenance", body)
+    rendered, markdown = both("Maintenance window", WINDOW_COLUMNS, _window_rows(run, [data]))
+    run.emit(data, rendered, markdown)
+
+
+@maintenance.command("list")
+@click.option("--all", "include_past", is_flag=True, help="Past windows too.")
+@common
+@checked
+def maintenance_list(include_past: bool, **options: Any) -> None:
+    """Current and coming maintenance windows.
+
+    \b
+    Example:
+      tensafe-admin maintenance list
+    """
+    run = start(**options)
+    data = run.client.get("/api/v1/maintenance", all="true" if include_past else None)
+    rendered, markdown = both(
+        "Maintenance windows", WINDOW_COLUMNS, _window_rows(run, data["windows"])
+    )
+    run.emit(data, rendered, markdown)
+
+
+@maintenance.command("end")
+@click.argument("window_id", type=int)
+@common
+@checked
+def maintenance_end(window_id: int, **options: Any) -> None:
+    """End a running maintenance window now.
+
+    \b
+    Example:
+      tensafe-admin maintenance end 3
+    """
+    run = start(**options)
+    data = run.client.post(f"/api/v1/maintenance/{window_id}/end")
+    rendered, markdown = both("Maintenance window ended", WINDOW_COLUMNS, _window_rows(run, [data]))
+    run.emit(data, rendered, markdown)

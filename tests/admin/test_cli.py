@@ -1,0 +1,250 @@
+"""tensafe-admin against the service on the demo world, with and without a real Prometheus:
+each command's output carries the API's real values (JSON when piped, tables and Markdown
+when asked), `status --quick` exits 0/1/2/3 with the light, and trouble is one line on stderr.
+
+The CLI is a blocking HTTP client and the service runs on this test's event loop, so each
+invocation runs in a worker thread (click's CliRunner, the real httpx client, a real socket).
+"""
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from click.testing import CliRunner, Result
+from tensafe_admin.cli import main
+
+from tensafe_ops.sandbox.server import DEMO_SLACK_WEBHOOKS, RunningWorld
+from tests.operations.conftest import demo_client, get
+from tests.operations.stack import Product, product_and_prometheus, wait_for
+from tests.webhook.am import am_alert, ingest, notification
+
+
+@dataclass
+class Cli:
+    url: str
+    env: dict[str, str]
+
+    async def __call__(self, *args: str) -> Result:
+        runner = CliRunner()
+        env = {
+            "TENSAFE_ADMIN_URL": self.url,
+            "COLUMNS": "200",
+            "TENSAFE_ADMIN_TZ": "UTC",
+            "TENSAFE_ADMIN_CONFIG": "/nonexistent/config.toml",
+            **self.env,
+        }
+        return await asyncio.to_thread(runner.invoke, main, list(args), env=env)
+
+    async def json(self, *args: str) -> Any:
+        result = await self(*args)
+        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+        return json.loads(result.stdout)
+
+
+def cli_for(client: TestClient, **env: str) -> Cli:  # type: ignore[type-arg]
+    return Cli(str(client.make_url("")).rstrip("/"), env)
+
+
+async def test_status_quick_exits_with_the_light_and_says_why(
+    aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
+) -> None:
+    product = Product(error_percent=0.5, gpu_percent=85.0)
+    async with product_and_prometheus(tmp_path / "prometheus", product) as prometheus:
+        client = await demo_client(
+            aiohttp_client, demo_world, tmp_path, prometheus_url=prometheus.url
+        )
+        cli = cli_for(client)
+        result = await cli("status", "--quick", "-o", "table")
+        assert result.exit_code == 1, result.stderr  # yellow
+        out = result.stdout
+        assert "Traffic light: YELLOW" in out
+        assert "Error rate (1h) 0.500% is warning (0.1-1%)" in out
+        assert "GPU utilization 85.0% is warning (80-90%)" in out
+        row = next(line for line in out.splitlines() if "P95 latency" in line)
+        assert "98 ms" in row and "healthy" in row  # 97.5 ms, shown rounded
+        assert "Queue depth" not in out  # --quick: the traffic light's panels only
+        assert "zendesk" in out and "webhook: 0 open alerts" in out
+        piped = await cli("status", "--quick")
+        assert piped.exit_code == 1
+        assert json.loads(piped.stdout)["light"] == "yellow"  # JSON when piped
+        markdown = await cli("status", "-o", "markdown")
+        assert "**Traffic light: YELLOW**" in markdown.stdout
+        assert "| Error rate (1h) | 0.500% | warning |" in markdown.stdout
+
+        product.pods_ready = 1
+        await wait_for(prometheus.url, 'sum(kube_pod_status_ready{condition="true"})', 1)
+        result = await cli("status", "--quick", "-o", "table")
+        assert result.exit_code == 2  # red
+        assert "Active pods 1 is critical (< 2)" in result.stdout
+        assert "Scale immediately" in result.stdout  # the action if critical
+
+        await prometheus.stop()
+        result = await cli("status", "--quick", "-o", "table")
+        assert result.exit_code == 3  # unknown, never green
+        assert "Traffic light: UNKNOWN" in result.stdout
+        assert "is unreachable" in result.stderr and "status unknown" in result.stderr
+        capacity = await cli("capacity", "-o", "table")
+        assert capacity.exit_code == 1  # other commands: one line, exit 1
+        assert capacity.stderr.count("\n") == 1 and "operational numbers are unknown" in (
+            capacity.stderr
+        )
+        assert "Decision: Unknown (no data)" in capacity.stdout
+
+
+async def test_every_command_shows_the_services_real_values(
+    aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
+) -> None:
+    client = await demo_client(aiohttp_client, demo_world, tmp_path)
+    cli = cli_for(client)
+
+    status = await cli("status", "--quick")
+    assert status.exit_code == 3  # no Prometheus configured: unknown
+    assert "no Prometheus configured" in status.stderr
+
+    support = await get(client, "/api/v1/support/summary")
+    shown = await cli.json("support", "summary")  # the API's JSON, untouched
+    moving = ("taken_at", "sources")  # when, and how old the snapshot is by then
+    assert {k: v for k, v in shown.items() if k not in moving} == {
+        k: v for k, v in support.items() if k not in moving
+    }
+    table = (await cli("support", "summary", "-o", "table")).stdout
+    first = support["open_p1_p2"][0]
+    assert f"#{first['id']}" in table and first["subject"] in table
+    assert f"Open P1/P2 ({support['open_p1_p2_total']})" in table
+    assert "P1 (Service Down)" in table and "Escalate immediately" in table
+    assert "Any P1/P2 open? yes." in table
+
+    at_risk = await get(client, "/api/v1/customers?band=at_risk&limit=50")
+    table = (await cli("customers", "at-risk", "-o", "table")).stdout
+    worst = at_risk["customers"][0]
+    line = next(row for row in table.splitlines() if worst["name"] in row)
+    assert f" {worst['score']} " in line and worst["suggested_action"] in line
+    assert f"At-risk customers ({at_risk['total']})" in table
+
+    enterprise = await cli.json("customers", "enterprise-status")
+    names = {c["name"] for c in enterprise["customers"]}
+    table = (await cli("customers", "enterprise-status", "-o", "table")).stdout
+    assert all(name in table for name in names) and "No pending security reviews" in table
+
+    incidents = await cli.json("incidents", "list", "--since", "8 hours ago")
+    since = datetime.fromisoformat(incidents["since"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - since) - timedelta(hours=8)) < timedelta(minutes=1)
+    table = (await cli("incidents", "list", "--since", "8h", "-o", "table")).stdout
+    for incident in incidents["incidents"]:
+        assert incident["title"] in table
+
+    snapshot = await cli.json("metrics", "morning-snapshot")
+    dau = await get(client, "/api/v1/metrics/morning-snapshot")
+    assert snapshot["rows"][0]["today"] == dau["rows"][0]["today"]
+    table = (await cli("metrics", "morning-snapshot", "-o", "table")).stdout
+    assert f"{dau['rows'][0]['today']:,.0f}" in table and "Down > 10%" in table
+
+    recorded = await cli("metrics", "daily-summary", "--record", "--post", "-o", "table")
+    assert recorded.exit_code == 0, recorded.stderr
+    assert "recorded 20" in recorded.stdout  # a time in the operator's zone
+    assert "Churned Users" in recorded.stdout and "<= 0" in recorded.stdout
+    oncall = DEMO_SLACK_WEBHOOKS["oncall"]
+    for _ in range(100):
+        if any(m.webhook == oncall for m in demo_world.slack.messages):
+            break
+        await asyncio.sleep(0.1)
+    assert any("daily summary" in json.dumps(m.payload) for m in demo_world.slack.messages)
+
+    # Events: add, list, mark communicated, see it in the handoff, remove.
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=2, minute=0, second=0)
+    added = await cli.json(
+        "events",
+        "add",
+        "--kind",
+        "maintenance",
+        "--start",
+        tomorrow.strftime("%Y-%m-%dT%H:%M"),
+        "--duration",
+        "2h",
+        "--note",
+        "PostgreSQL 16 upgrade",
+    )
+    assert added["start"] == tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert added["end"] == (tomorrow + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    listed = await cli.json("events", "list", "--days", "3")
+    assert [e["id"] for e in listed["events"]] == [added["id"]]
+    handoff = await cli("oncall", "handoff", "--shift", "night", "-o", "markdown")
+    assert "maintenance: PostgreSQL 16 upgrade" in handoff.stdout
+    assert "NOT communicated yet" in handoff.stdout
+    assert (await cli.json("events", "communicated", str(added["id"])))["communicated"] is True
+    posted = await cli("oncall", "handoff", "--post", "--by", "ada", "-o", "markdown")
+    assert posted.exit_code == 0, posted.stderr
+    assert "Posted to Slack oncall" in posted.stdout
+    assert (await cli("events", "remove", str(added["id"]))).exit_code == 0
+    gone = await cli("events", "remove", str(added["id"]))
+    assert gone.exit_code == 1 and gone.stderr == (
+        "tensafe-admin: tensafe-ops answered 404: no such event\n"
+    )
+
+    # The checklist: people tick their boxes; the filled template has no blank left.
+    done = await cli(
+        "checklist",
+        "done",
+        "morning.incidents_reviewed",
+        "--by",
+        "ada",
+        "--note",
+        "two overnight, both resolved",
+    )
+    assert done.exit_code == 0, done.stderr
+    markdown = (await cli("checklist", "-o", "markdown")).stdout
+    assert markdown.startswith(f"# TenSafe Daily Operations - {datetime.now(UTC).date()}")
+    assert "___" not in markdown
+    assert "- [x] ✅ Overnight incidents reviewed — ada at" in markdown
+    assert "- [x] ✅ On-call handoff posted — ada at" in markdown
+    assert "- [x] ✅ Daily metrics recorded" in markdown
+    dau_today = snapshot["rows"][0]["today"]
+    assert f"- DAU: {dau_today:,.0f}" in markdown
+    bad = await cli("checklist", "done", "morning.status", "--by", "ada")
+    assert bad.exit_code == 1 and "unknown step" in bad.stderr
+
+    # Alerts and maintenance windows, through the webhook's own API.
+    body = notification(am_alert("HighLatencyP95", severity="warning"))
+    assert (await client.post("/api/v1/alerts", json=body)).status == 200
+    await ingest(client.app)
+    alerts = await cli.json("alerts", "list", "--state", "firing")
+    alert = next(a for a in alerts["alerts"] if a["alertname"] == "HighLatencyP95")
+    acked = await cli.json("alerts", "ack", str(alert["id"]), "--by", "ada")
+    assert acked["acknowledged_by"] == "ada"
+    table = (await cli("alerts", "list", "-o", "table")).stdout
+    assert "acked by ada" in table
+    window = await cli.json(
+        "maintenance",
+        "start",
+        "--matcher",
+        'service="database"',
+        "--duration",
+        "2h",
+        "--reason",
+        "PostgreSQL 16 upgrade",
+    )
+    assert window["matchers"] == ['service="database"']
+    assert [w["id"] for w in (await cli.json("maintenance", "list"))["windows"]] == [window["id"]]
+    ended = await cli.json("maintenance", "end", str(window["id"]))
+    ended_at = datetime.fromisoformat(ended["end"].replace("Z", "+00:00"))
+    assert ended_at <= datetime.now(UTC) < ended_at + timedelta(minutes=1)
+
+
+async def test_unreachable_service_and_bad_input_are_one_clear_line(tmp_path: Path) -> None:
+    cli = Cli("http://127.0.0.1:9", {})
+    result = await cli("status", "--quick")
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "tensafe-admin: cannot reach tensafe-ops at http://127.0.0.1:9 (ConnectError): "
+        "status unknown\n"
+    )
+    result = await cli("support", "summary")
+    assert result.exit_code == 1 and result.stderr.startswith("tensafe-admin: cannot reach")
+    result = await cli("incidents", "list", "--since", "last tuesday")
+    assert result.exit_code == 2 and "cannot read 'last tuesday' as a time" in result.stderr
+    result = await cli("status", "--tz", "Mars/Olympus")
+    assert result.exit_code == 2 and "unknown time zone 'Mars/Olympus'" in result.stderr
