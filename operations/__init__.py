@@ -61,6 +61,7 @@ def setup(app: web.Application, cfg: OperatorConfig, api_auth: Auth | None) -> N
 async def _session(app: web.Application) -> AsyncIterator[None]:
     ops = app[OPERATIONS_KEY]
     ops.session = aiohttp.ClientSession()
+    ops.started_at = ops.clock()
     yield
     await ops.session.close()
 

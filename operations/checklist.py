@@ -188,7 +188,9 @@ def _midday(p: Picture) -> list[dict[str, Any]]:
             "midday.no_new_alerts",
             "No new alerts",
             None if p.webhook is None else not new,
-            "webhook off" if p.webhook is None else f"{len(new)} since {pulse['since']}",
+            "webhook off"
+            if p.webhook is None
+            else f"{len(new)} since {views.short(pulse['since'])}",
         ),
         _data("midday.resources", "Resources within limits", cap["within_limits"], resources),
     ]
@@ -214,10 +216,16 @@ def _afternoon_and_end(p: Picture) -> list[dict[str, Any]]:
         _data(
             "end.metrics_recorded",
             "Daily metrics recorded",
-            recorded is not None,
-            f"recorded at {views.iso(recorded)}"
-            if recorded
-            else f"not yet (stored at {p.cfg.record_at:%H:%M} UTC, or now: "
+            True,
+            f"recorded at {views.short(recorded)}",
+        )
+        if recorded is not None
+        else _item(
+            "end.metrics_recorded",
+            "Daily metrics recorded",
+            "data",
+            "open",
+            f"not yet (stored at {p.cfg.record_at:%H:%M} UTC, or now: "
             "tensafe-admin metrics daily-summary --record)",
         ),
     ]
@@ -394,15 +402,16 @@ def checklist_markdown(result: Mapping[str, Any]) -> str:
 
 
 def _on_call_at(p: Picture, at: datetime) -> list[str]:
-    """Level-1 on-call per escalation policy at `at`."""
-    names = []
-    for shift in p.overview("pagerduty").get("oncalls") or []:
-        if shift.get("level") != 1:
-            continue
+    """Level-1 on-call per escalation policy at `at` ("unknown" for a policy whose shift then
+    PagerDuty did not list)."""
+    shifts = [s for s in p.overview("pagerduty").get("oncalls") or [] if s.get("level") == 1]
+    names: dict[str, str] = {}
+    for shift in shifts:
         start, end = views.parse_iso(shift.get("start")), views.parse_iso(shift.get("end"))
         if (start is None or start <= at) and (end is None or end > at):
-            names.append(f"{shift['user']} ({shift['escalation_policy']})")
-    return sorted(set(names))
+            names[shift["escalation_policy"]] = shift["user"]
+    policies = sorted({s["escalation_policy"] for s in shifts})
+    return [f"{names.get(policy, 'unknown')} ({policy})" for policy in policies]
 
 
 def handoff(p: Picture, shift: Literal["night", "day"]) -> dict[str, Any]:
@@ -499,9 +508,13 @@ def handoff_markdown(h: Mapping[str, Any]) -> str:
     lines += ["### Watch Items:", *_bullets(h["watch_items"], "None"), ""]
     lines += ["### Tomorrow's Events:", *_bullets(h["tomorrow_events"], "None scheduled"), ""]
     lines += ["### Contact:"]
-    lines.append("- Day shift: " + ", ".join(f"@{n}" for n in h["contacts"]["day"]))
-    lines.append("- Night shift: " + ", ".join(f"@{n}" for n in h["contacts"]["night"]))
+    lines.append("- Day shift: " + ", ".join(_mention(n) for n in h["contacts"]["day"]))
+    lines.append("- Night shift: " + ", ".join(_mention(n) for n in h["contacts"]["night"]))
     return "\n".join(lines) + "\n"
+
+
+def _mention(name: str) -> str:
+    return name if name.startswith("unknown") else f"@{name}"
 
 
 def _mrkdwn(text: str) -> str:

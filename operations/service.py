@@ -23,8 +23,8 @@ from tensafe_ops.log import get_logger
 log = get_logger("tensafe_ops.operations")
 
 Part = Literal["morning", "record"]
-SOURCES_GRACE = timedelta(minutes=30)
-"""How long past its time a record waits for the exporter's first refreshes after a start."""
+READY_GRACE = timedelta(minutes=30)
+"""How long past its time (or past the start) a record waits for the sources and Prometheus."""
 
 
 class OverrideError(Exception):
@@ -71,6 +71,7 @@ class Operations:
     exporter: ExporterView | None = None
     alerts: AlertBook | None = None
     session: aiohttp.ClientSession | None = None
+    started_at: datetime | None = None
     recorder_errors: int = 0
     last_recorded: dict[str, str] = field(default_factory=dict)
 
@@ -127,15 +128,22 @@ class Operations:
         return record
 
     async def record_due(self, now: datetime) -> list[Part]:
-        """One pass of the recorder: store what is due, post the nightly summary once."""
+        """One pass of the recorder: store what is due, post the nightly summary once.
+
+        What is due waits (up to READY_GRACE past its time, or past the start) until every
+        exporter source has refreshed and a configured Prometheus answers with data: a morning
+        stored with unknowns would make the day's comparisons unknown."""
         day = now.astimezone(UTC).date()
         due = due_parts(now, self.cfg, await self.store.day(day))
-        if due and not self.sources_ready() and now < self._latest_due(day, due) + SOURCES_GRACE:
-            return []  # right after a start: wait for the sources' first refresh
         if not due:
             return due
-        prometheus = self.prometheus()
-        p = await self.picture(now, prometheus)
+        waiting_until = max(self._latest_due(day, due), self.started_at or now) + READY_GRACE
+        if not self.sources_ready() and now < waiting_until:
+            return []
+        p = await self.picture(now, self.prometheus())
+        unknown = p.readings.configured and views.status(p)["light"] == "unknown"
+        if unknown and now < waiting_until:
+            return []  # Prometheus away, or without data yet
         if "morning" in due:
             await self.store.save_morning(day, views.morning_numbers(p), now, replace=False)
             log.info("morning_numbers_recorded", day=day.isoformat())

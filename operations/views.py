@@ -27,6 +27,17 @@ def iso(moment: datetime | float | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def short(moment: datetime | float | str | None) -> str:
+    """A time for a sentence: `2026-11-27 09:40 UTC`."""
+    if isinstance(moment, str):
+        moment = parse_iso(moment)
+    if moment is None:
+        return "never"
+    if isinstance(moment, int | float):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def parse_iso(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -794,6 +805,9 @@ def _below(value: float | None, limit: float) -> str:
 def traffic(p: Picture) -> dict[str, Any]:
     band = rules.traffic_band(p.now.astimezone(UTC))
     rps, peak = p.value("requests_per_second"), p.value("traffic_peak_7d")
+    if rps is not None and peak is not None:
+        # The peak subquery samples every 5 minutes: now may be higher than any of them.
+        peak = max(peak, rps)
     share = None if rps is None or not peak else rps / peak * 100
     return {
         "requests_per_second": rps,

@@ -49,6 +49,14 @@ def status(quick: bool, **options: Any) -> None:
 # -- Step 2 ----------------------------------------------------------------------------------------
 
 
+CHECK_LABEL = {
+    "resolved_or_escalated": "handled",
+    "root_cause": "cause",
+    "customer_communication": "told",
+    "post_mortem": "post-mortem",
+}
+
+
 @main.group()
 def incidents() -> None:
     """PagerDuty incidents with the Step 2 checklist."""
@@ -74,7 +82,10 @@ def incidents_list(since: str, **options: Any) -> None:
     data = run.client.get("/api/v1/incidents", since=timefmt.since(since, run.tz))
     rows = []
     for incident in data["incidents"]:
-        checks = " ".join(f"{STATE_ICON[c['state']]} {c['key']}" for c in incident["checklist"])
+        checks = " ".join(
+            f"{STATE_ICON[c['state']]} {CHECK_LABEL.get(c['key'], c['key'])}"
+            for c in incident["checklist"]
+        )
         rows.append(
             [
                 incident["number"],

@@ -201,10 +201,10 @@ def checklist(context: click.Context, /, day: str, **options: Any) -> None:
         fail(str(exc), exc.exit_code)
     rows = []
     for section in data["sections"]:
-        for item in section["items"]:
+        for index, item in enumerate(section["items"]):
             rows.append(
                 [
-                    section["title"],
+                    f"{section['title']} {STATE_ICON[section['state']]}" if index == 0 else "",
                     STATE_ICON[item["state"]],
                     item["text"],
                     item["answered_by"],

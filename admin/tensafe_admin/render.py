@@ -57,7 +57,7 @@ def number(value: float | None, unit: str = "count") -> str:
         return f"{value:.0f} ms"
     if len(unit) == 3 and unit.isupper():  # a currency
         return f"{value:+,.2f} {unit.upper()}"
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+    return f"{value:,.0f}"  # counts (an increase() over 24 h is fractional: round it)
 
 
 def banded(text: str, band: str) -> Text:

@@ -449,3 +449,20 @@ async def test_events_calendar_and_read_only_credentials(
     )
     assert response.status == 400
     assert "prometheus_override" in (await response.json())["error"]
+
+
+async def test_recorder_waits_for_an_unreachable_prometheus_then_records_what_it_has(
+    aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
+) -> None:
+    client = await demo_client(
+        aiohttp_client, demo_world, tmp_path, prometheus_url="http://127.0.0.1:9"
+    )
+    ops = client.app[OPERATIONS_KEY]
+    day = datetime.now(UTC).date() + timedelta(days=3)
+    morning = datetime(day.year, day.month, day.day, 8, 0, tzinfo=UTC)
+    assert await ops.record_due(morning) == []  # a morning of unknowns would spoil the day
+    assert await ops.record_due(morning + timedelta(minutes=29)) == []
+    assert await ops.record_due(morning + timedelta(minutes=30)) == ["morning"]
+    stored = await ops.store.day(day)
+    assert stored is not None and stored.morning is not None
+    assert stored.morning["light"] == "unknown"
