@@ -50,11 +50,12 @@ def status(quick: bool, **options: Any) -> None:
 
 
 CHECK_LABEL = {
-    "resolved_or_escalated": "handled",
-    "root_cause": "cause",
-    "customer_communication": "told",
-    "post_mortem": "post-mortem",
+    "resolved_or_escalated": "Handled",
+    "root_cause": "Cause",
+    "customer_communication": "Told",
+    "post_mortem": "PM",
 }
+"""Step 2's checklist per incident, as columns."""
 
 
 @main.group()
@@ -82,27 +83,23 @@ def incidents_list(since: str, **options: Any) -> None:
     data = run.client.get("/api/v1/incidents", since=timefmt.since(since, run.tz))
     rows = []
     for incident in data["incidents"]:
-        checks = " ".join(
-            f"{STATE_ICON[c['state']]} {CHECK_LABEL.get(c['key'], c['key'])}"
-            for c in incident["checklist"]
-        )
+        checks = {c["key"]: STATE_ICON[c["state"]] for c in incident["checklist"]}
         rows.append(
             [
-                incident["number"],
+                incident["id"],
                 incident["priority"],
                 incident["status"],
                 incident["title"],
                 run.time(incident["created_at"]),
-                checks,
+                *(checks.get(key, "") for key in CHECK_LABEL),
             ]
         )
     notes = [
         f"{data['opened_in_window']} opened since {run.time(data['since'])}; "
         f"{data['open_total']} open in all. Mark a step: tensafe-admin incidents mark ID STEP"
     ]
-    rendered, markdown = both(
-        "Incidents", ["#", "Priority", "Status", "Title", "Opened", "Checklist"], rows, notes
-    )
+    columns = ["ID", "Priority", "Status", "Title", "Opened", *CHECK_LABEL.values()]
+    rendered, markdown = both("Incidents", columns, rows, notes)
     run.emit(data, rendered, markdown)
 
 
@@ -455,7 +452,7 @@ def pulse(**options: Any) -> None:
             c["label"],
             number(c["morning"], c["unit"]),
             number(c["now"], c["unit"]),
-            "" if c["change"] is None else f"{c['change']:+,.3g}",
+            render.signed(c["change"], c["unit"]),
         ]
         for c in data["changes"]
     ]

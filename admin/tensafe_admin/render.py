@@ -30,10 +30,28 @@ STATUS_STYLE = {"met": "green", "missed": "red", "unknown": "magenta", "no_targe
 TREND = {"up": "↑", "down": "↓", "flat": "→", "unknown": "?"}
 
 
+WRAPPING = {
+    "Title",
+    "Subject",
+    "Item",
+    "Detail",
+    "Risk indicators",
+    "Action",
+    "Note",
+    "Reason",
+    "Summary",
+    "Customer",
+    "Action if critical",
+    "Healthy / Warning / Critical",
+    "Pattern",
+}
+"""Columns of free text; the others (times, numbers, states) are never wrapped."""
+
+
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
     result = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold")
     for column in columns:
-        result.add_column(column)
+        result.add_column(column, no_wrap=column not in WRAPPING)
     for row in rows:
         result.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
     return result
@@ -58,6 +76,17 @@ def number(value: float | None, unit: str = "count") -> str:
     if len(unit) == 3 and unit.isupper():  # a currency
         return f"{value:+,.2f} {unit.upper()}"
     return f"{value:,.0f}"  # counts (an increase() over 24 h is fractional: round it)
+
+
+def signed(value: float | None, unit: str = "count") -> str:
+    """A change: percentage points, milliseconds or a count, with its sign."""
+    if value is None:
+        return ""
+    if unit == "percent":
+        return f"{value:+.3f} pp"
+    if unit == "ms":
+        return f"{value:+.0f} ms"
+    return f"{value:+,.0f}"
 
 
 def banded(text: str, band: str) -> Text:
