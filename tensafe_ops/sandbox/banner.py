@@ -129,15 +129,15 @@ def startup_block(
             f"then see the page: curl -s '{events}/_sandbox/received?method=POST', and the",
             "incident in tensafe_pagerduty_open_incidents after PagerDuty's next refresh.",
         ]
-    target = base.removeprefix("http://").removeprefix("https://")
-    lines += ["", "Prometheus:", *(f"  {line}" for line in scrape_config(target).splitlines())]
-    if stack_recipe:
-        lines += ["", stack_recipe]
     lines += [
         "",
         "The daily checklist (operator API, no auth in the demo; docs/operator.md):",
         f"  {base}/api/v1/status  {base}/api/v1/checklist/today  {base}/api/v1/openapi.json",
         f"  tensafe-admin status --quick --url {base} --prometheus-url http://127.0.0.1:9090",
-        "  (the Prometheus above; or start the demo with --prometheus-url)",
+        "  (the Prometheus of the recipe below; or start the demo with --prometheus-url)",
     ]
+    target = base.removeprefix("http://").removeprefix("https://")
+    lines += ["", "Prometheus:", *(f"  {line}" for line in scrape_config(target).splitlines())]
+    if stack_recipe:
+        lines += ["", stack_recipe]
     return "\n".join(lines) + "\n"
