@@ -129,11 +129,14 @@ def startup_block(
             f"then see the page: curl -s '{events}/_sandbox/received?method=POST', and the",
             "incident in tensafe_pagerduty_open_incidents after PagerDuty's next refresh.",
         ]
+    api_auth = "credentials from the config" if webhook_auth else "open in the demo"
+    token = " --token <your API token>" if webhook_auth else ""
     lines += [
         "",
-        "The daily checklist (operator API, no auth in the demo; docs/operator.md):",
+        f"The daily checklist (operator API, {api_auth}; docs/operator.md):",
         f"  {base}/api/v1/status  {base}/api/v1/checklist/today  {base}/api/v1/openapi.json",
-        f"  tensafe-admin status --quick --url {base} --prometheus-url http://127.0.0.1:9090",
+        f"  tensafe-admin status --quick --url {base}{token} \\",
+        "    --prometheus-url http://127.0.0.1:9090",
         "  (the Prometheus of the recipe below; or start the demo with --prometheus-url)",
     ]
     target = base.removeprefix("http://").removeprefix("https://")
