@@ -25,6 +25,7 @@ from webhook.auth import authorized, pagerduty_signature_valid
 from webhook.config import Auth, WebhookConfig
 from webhook.journal import Journal
 from webhook.metrics import WebhookStats
+from webhook.paging import Page, PageError, next_url, parse_page
 from webhook.payload import PayloadError, parse_notification
 from webhook.routing import MatcherError, parse_matcher
 from webhook.serialize import alert_json, delivery_json, maintenance_json
@@ -293,19 +294,52 @@ def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | 
     return error(400, f"{name} must be one of {', '.join(allowed)}", field=name)
 
 
+def _page(request: web.Request) -> Page | web.Response:
+    try:
+        return parse_page(request.query)
+    except PageError as exc:
+        return error(400, exc.message, field=exc.field)
+
+
+def _paged(
+    request: web.Request,
+    key: str,
+    rows: list[dict[str, Any]],
+    page: Page,
+    shown: list[dict[str, Any]],
+) -> web.Response:
+    """One page (`webhook.paging`): the rows, and `next` (body and Link header) when more
+    follow; `rows` were fetched with `limit + 1`."""
+    link = next_url(request.rel_url, rows, page)
+    response = web.json_response({key: shown, "next": link})
+    if link is not None:
+        response.headers["Link"] = f'<{link}>; rel="next"'
+    return response
+
+
 async def list_alerts(request: web.Request) -> web.Response:
     webhook = request.app[WEBHOOK_KEY]
     state = _choice(request, "state", ("firing", "resolved", "stale"))
     severity = _choice(request, "severity", ("critical", "warning", "info"))
-    limit = _limit(request)
-    for parsed in (state, severity, limit):
+    page = _page(request)
+    for parsed in (state, severity, page):
         if isinstance(parsed, web.Response):
             return parsed
     assert not isinstance(state, web.Response) and not isinstance(severity, web.Response)
-    assert isinstance(limit, int)
-    rows = await webhook.shielded(webhook.store.list_alerts(state, severity, limit))
+    assert isinstance(page, Page)
+    rows = await webhook.shielded(
+        webhook.store.list_alerts(
+            state,
+            severity,
+            page.limit + 1,
+            before=page.before,
+            since=page.since,
+            until=page.until,
+        )
+    )
     now = webhook.clock()
-    return web.json_response({"alerts": [alert_json(r, now) for r in rows]})
+    shown = [alert_json(r, now) for r in rows[: page.limit]]
+    return _paged(request, "alerts", rows, page, shown)
 
 
 async def acknowledge(request: web.Request) -> web.Response:
@@ -386,13 +420,18 @@ async def list_maintenance(request: web.Request) -> web.Response:
 async def list_deliveries(request: web.Request) -> web.Response:
     webhook = request.app[WEBHOOK_KEY]
     state = _choice(request, "state", ("pending", "sending", "sent", "dead"))
-    limit = _limit(request)
+    page = _page(request)
     if isinstance(state, web.Response):
         return state
-    if isinstance(limit, web.Response):
-        return limit
-    rows = await webhook.shielded(webhook.store.list_deliveries(state, limit))
-    return web.json_response({"deliveries": [delivery_json(r) for r in rows]})
+    if isinstance(page, web.Response):
+        return page
+    rows = await webhook.shielded(
+        webhook.store.list_deliveries(
+            state, page.limit + 1, before=page.before, since=page.since, until=page.until
+        )
+    )
+    shown = [delivery_json(r) for r in rows[: page.limit]]
+    return _paged(request, "deliveries", rows, page, shown)
 
 
 async def retry_delivery(request: web.Request) -> web.Response:

@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tensafe_ops.log import get_logger
 from webhook.intake import RENDER_LATER, render_firing
 from webhook.outbox import OUTCOME_UNKNOWN, AlertView, Delivery, Takeover, Target
-from webhook.statements import ConflictError, NotFoundError, alert_view, reading, ts
+from webhook.statements import (
+    ConflictError,
+    NotFoundError,
+    alert_view,
+    reading,
+    ts,
+    window,
+)
 from webhook.tables import alerts, deliveries
 from webhook.targets import DestinationsConfig
 from webhook.timebounds import from_stored
@@ -289,8 +296,19 @@ class SqlOutbox:
                 if not future.done():
                     future.set_result(None)
 
-    async def list_deliveries(self, state: str | None, limit: int) -> list[dict[str, Any]]:
+    async def list_deliveries(
+        self,
+        state: str | None,
+        limit: int,
+        *,
+        before: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first; `before`: ids below it (a page's cursor); `since`/`until`: created
+        in [since, until)."""
         query = sa.select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
+        query = query.where(*window(deliveries, deliveries.c.created_at, before, since, until))
         if state is not None:
             query = query.where(deliveries.c.state == state)
         async with self.engine.connect() as conn:

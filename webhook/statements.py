@@ -63,6 +63,24 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
+def window(
+    table: sa.Table,
+    recorded_at: sa.Column[float],
+    before: int | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions of one page of a newest-first list (`webhook.paging`)."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if before is not None:
+        conditions.append(table.c.id < before)
+    if since is not None:
+        conditions.append(recorded_at >= ts(since))
+    if until is not None:
+        conditions.append(recorded_at < ts(until))
+    return conditions
+
+
 def insert(conn: AsyncConnection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 

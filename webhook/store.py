@@ -54,6 +54,7 @@ from webhook.statements import (
     received_view,
     touch,
     ts,
+    window,
 )
 from webhook.tables import alerts, deliveries, maintenance, pagerduty_webhooks, seen
 
@@ -393,9 +394,19 @@ class WebhookStore(SqlOutbox):
     # -- reading ------------------------------------------------------------------------------
 
     async def list_alerts(
-        self, state: str | None, severity: str | None, limit: int
+        self,
+        state: str | None,
+        severity: str | None,
+        limit: int,
+        *,
+        before: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
+        """Newest first; `before`: ids below it (a page's cursor); `since`/`until`: first
+        received in [since, until)."""
         query = sa.select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+        query = query.where(*window(alerts, alerts.c.first_received_at, before, since, until))
         if state is not None:
             query = query.where(alerts.c.state == state)
         if severity is not None:
