@@ -18,7 +18,7 @@ ingesting them took.
 
     python -m bench.webhook_accept [--seconds 10] [--rounds 3] [--connections 32]
         [--rate 500] [--no-postgres] [--no-accept] [--no-storm]
-        [--storm-alerts 10000] [--drain-seconds 75]
+        [--storm-alerts 10000] [--drain-seconds 75] [--short]
 """
 
 import argparse
@@ -186,7 +186,14 @@ async def main() -> None:
     parser.add_argument("--no-storm", dest="storm", action="store_false")
     parser.add_argument("--storm-alerts", type=int, default=10_000)
     parser.add_argument("--drain-seconds", type=float, default=75.0)
+    parser.add_argument(
+        "--short",
+        action="store_true",
+        help="a quick look (~3 minutes): 3 s runs, one round, a 2,000-alert storm drained 15 s",
+    )
     args = parser.parse_args()
+    if args.short:
+        args.seconds, args.rounds, args.storm_alerts, args.drain_seconds = 3, 1, 2000, 15.0
     with tempfile.TemporaryDirectory() as tmp:
         if args.accept:
             await accept_benchmark(args, Path(tmp))

@@ -50,17 +50,18 @@ def describe(exc: BaseException) -> str:
 
 
 class LoopLoad:
-    """How busy this process's event loop is: the share of the last second or so that its
-    thread spent on the CPU (answering, ingesting, dispatching alike). Waiting for the
-    database does not count, so a loaded database or a busy machine does not make the
-    ingester yield: only a loop that has no time left for answering does."""
+    """How busy this process is: the share of the last second or so it spent on the CPU
+    (`time.process_time`: the event loop and the database driver's threads alike, which take
+    turns holding the GIL, so their sum is what the loop competes with). Waiting for the
+    database or the disk does not count, so a loaded database or a busy machine does not
+    make the ingester yield: only a process with no time left for answering does."""
 
     def __init__(self, window: float = 1.0) -> None:
         self.window = window
         self.samples: deque[tuple[float, float]] = deque()
 
     def sample(self, now: float, cpu: float) -> None:
-        """`now` (monotonic) and the loop thread's CPU seconds so far (`time.thread_time`)."""
+        """`now` (monotonic) and the process's CPU seconds so far (`time.process_time`)."""
         self.samples.append((now, cpu))
         while len(self.samples) > 2 and self.samples[1][0] <= now - self.window:
             self.samples.popleft()
@@ -217,7 +218,7 @@ class Ingester:
         while not self.stopping.is_set():
             self.journal.appended.clear()  # before reading: a later append wakes us again
             started = loop.time()
-            self.load.sample(started, time.thread_time())
+            self.load.sample(started, time.process_time())
             try:
                 handled = await self.ingest_once()
                 backoff = 0.0
@@ -276,7 +277,7 @@ def ingest_pause(
     """Seconds to pause after a batch that took `spent` seconds. When notifications arrive
     faster than this process can both answer and ingest them, answering comes first: while
     some are being received, the batch came back full (a backlog is building) and the event
-    loop is busy more than `busy_above` of the time, ingesting pauses so that it takes at
+    process is busy more than `busy_above` of the time, ingesting pauses so that it takes at
     most `busy_share` — unless the oldest waiting notification is older than `yield_lag`:
     then the backlog must not grow further, and ingesting takes what it needs (receiving
     slows down instead). Below that load, no pause: the ingester keeps up, and a page is

@@ -72,9 +72,9 @@ class IngestConfig(Model):
     """... and while some are: short stretches of CPU between awaits, so answering stays
     fast."""
     busy_above: Annotated[float, Field(ge=0, le=1)] = 0.75
-    """Ingesting yields to receiving only while the event loop's thread is on the CPU more
-    than this share of the time and a backlog is building; below it, every notification
-    is ingested (and paged) as it arrives."""
+    """Ingesting yields to receiving only while the process is on the CPU more than this
+    share of the time and a backlog is building; below it, every notification is ingested
+    (and paged) as it arrives."""
     busy_share: Annotated[float, Field(gt=0, le=1)] = 0.1
     """While yielding, ingesting pauses so that it takes at most this share of the time:
     answering Alertmanager comes first; the journal holds the rest..."""
