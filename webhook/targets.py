@@ -71,10 +71,11 @@ class IngestConfig(Model):
     busy_batch_size: Annotated[int, Field(ge=1, le=1000)] = 4
     """... and while some are: short stretches of CPU between awaits, so answering stays
     fast."""
-    busy_above: Annotated[float, Field(ge=0, le=1)] = 0.75
-    """Ingesting yields to receiving only while the process is on the CPU more than this
-    share of the time and a backlog is building; below it, every notification is ingested
-    (and paged) as it arrives."""
+    busy_receiving: Annotated[float, Field(ge=0)] = 2.0
+    """Ingesting yields to receiving only while, on average over the last second, more than
+    this many notifications were being answered at once (arrival rate x answer time) and a
+    backlog is building; below it, every notification is ingested (and paged) as it
+    arrives."""
     busy_share: Annotated[float, Field(gt=0, le=1)] = 0.1
     """While yielding, ingesting pauses so that it takes at most this share of the time:
     answering Alertmanager comes first; the journal holds the rest..."""

@@ -19,7 +19,7 @@ from tests.webhook.am import API, AUTH, am_alert, notification, webhook_app, web
 from webhook import INGESTER_KEY, sweep_once
 from webhook.config import WebhookConfig
 from webhook.handlers import WEBHOOK_KEY
-from webhook.ingest import Ingester, LoopLoad, ingest_pause
+from webhook.ingest import Answering, Ingester, ingest_pause
 from webhook.intake import Policy
 from webhook.journal import Journal, open_journal
 from webhook.journal_sqlite import SqliteFileJournal
@@ -326,12 +326,12 @@ async def test_sqlite_journal_entries_applied_are_deleted_together_and_hidden_me
         await r.engine.dispose()
 
 
-def test_ingesting_yields_to_receiving_only_when_the_loop_has_no_time_to_spare() -> None:
-    config = IngestConfig(busy_share=0.1, busy_above=0.75, yield_lag=10)
-    busy = {"backlog": True, "receiving": True, "lag": 1.0, "loop_busy": 0.9, "config": config}
+def test_ingesting_yields_to_receiving_only_when_answers_pile_up() -> None:
+    config = IngestConfig(busy_share=0.1, busy_receiving=2, yield_lag=10)
+    busy = {"backlog": True, "receiving": True, "lag": 1.0, "answering": 3.0, "config": config}
     assert ingest_pause(0.01, **busy) == pytest.approx(0.09)  # ingesting takes 10% at most
     # Any of these and it ingests at once: the page is not held back.
-    assert ingest_pause(0.01, **(busy | {"loop_busy": 0.4})) == 0  # the loop keeps up
+    assert ingest_pause(0.01, **(busy | {"answering": 0.5})) == 0  # answers keep up
     assert ingest_pause(0.01, **(busy | {"backlog": False})) == 0  # nothing waits behind
     assert ingest_pause(0.01, **(busy | {"receiving": False})) == 0  # nobody to yield to
     assert ingest_pause(0.01, **(busy | {"lag": 10.0})) == 0  # the backlog is old already
@@ -339,15 +339,18 @@ def test_ingesting_yields_to_receiving_only_when_the_loop_has_no_time_to_spare()
     assert ingest_pause(0.01, **never) == 0
 
 
-def test_loop_load_is_the_share_of_recent_time_the_loop_thread_was_on_the_cpu() -> None:
-    load = LoopLoad(window=1.0)
-    assert load.share() == 0.0
-    load.sample(100.0, 5.0)
-    load.sample(100.5, 5.4)
-    assert load.share() == pytest.approx(0.8)
-    for step in range(1, 21):  # then mostly idle: the busy half second falls out
-        load.sample(100.5 + step * 0.1, 5.4 + step * 0.01)
-    assert load.share() == pytest.approx(0.1, abs=0.02)
+def test_answering_is_the_time_weighted_count_of_requests_in_flight() -> None:
+    answering = Answering(window=1.0)
+    assert answering.average() == 0.0
+    answering.sample(100.0, 4)  # four in flight for 0.25 s, then none for 0.75 s
+    answering.sample(100.25, 0)
+    answering.sample(101.0, 0)
+    assert answering.average() == pytest.approx(1.0)
+    for step in range(1, 21):  # then one at a time, all along: the burst falls out
+        answering.sample(101.0 + step * 0.1, 1)
+    assert answering.average() == pytest.approx(1.0, abs=0.1)
+    answering.sample(103.1, 0)
+    assert answering.average() == pytest.approx(1.0, abs=0.1)
 
 
 def journal_bytes(path: Path) -> int:
