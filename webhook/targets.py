@@ -71,7 +71,7 @@ class IngestConfig(Model):
     busy_batch_size: Annotated[int, Field(ge=1, le=1000)] = 4
     """... and while some are: short stretches of CPU between awaits, so answering stays
     fast."""
-    busy_receiving: Annotated[float, Field(ge=0)] = 2.0
+    busy_receiving: Annotated[float, Field(ge=0)] = 1.0
     """Ingesting yields to receiving only while, on average over the last second, more than
     this many notifications were being answered at once (arrival rate x answer time) and a
     backlog is building; below it, every notification is ingested (and paged) as it
