@@ -530,7 +530,7 @@ SCHEMAS: dict[str, Schema] = {
             "target": {"type": "string", "enum": ["pagerduty", "slack", "zendesk"]},
             "destination": STR,
             "kind": STR,
-            "state": {"type": "string", "enum": ["pending", "sent", "dead"]},
+            "state": {"type": "string", "enum": ["pending", "sending", "sent", "dead"]},
             "attempts": INT,
             "idempotency_key": STR,
             "created_at": STR,
@@ -614,6 +614,14 @@ def _body(schema: Schema, required: bool = True) -> Schema:
 
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}, {}]
 LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many")
+PAGE = [
+    _query("cursor", STR, "the next page: take it from `next` (opaque)"),
+    _query("since", TIME, "recorded at or after this time (RFC 3339 with a zone)"),
+    _query("until", TIME, "recorded before this time (RFC 3339 with a zone, after since)"),
+]
+"""Paging of the webhook's lists (docs/webhook.md#paging); the answer's `next` is the URL of
+the following page, or null on the last."""
+PAGED = {"AlertList", "DeliveryList"}
 PROMETHEUS_HEADER = {
     "name": "X-Prometheus-URL",
     "in": "header",
@@ -947,6 +955,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                         "severity",
                     ),
                     LIMIT,
+                    *PAGE,
                 ],
             ),
         },
@@ -1024,9 +1033,12 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 "DeliveryList",
                 [
                     _query(
-                        "state", {"type": "string", "enum": ["pending", "sent", "dead"]}, "state"
+                        "state",
+                        {"type": "string", "enum": ["pending", "sending", "sent", "dead"]},
+                        "state",
                     ),
                     LIMIT,
+                    *PAGE,
                 ],
             )
         },
@@ -1084,7 +1096,8 @@ LISTS = {
 def full_spec() -> Schema:
     schemas = dict(SCHEMAS)
     for name, (key, item) in LISTS.items():
-        schemas[name] = obj({key: arr(ref(item))})
+        paging = {"next": N_STR} if name in PAGED else {}
+        schemas[name] = obj({key: arr(ref(item)), **paging})
     schemas["FailedList"] = obj(
         {
             "notifications": arr(
