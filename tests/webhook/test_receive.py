@@ -115,7 +115,10 @@ async def test_firing_is_stored_with_its_pages(
     }
     assert page["payload"]["severity"] == "critical"
     assert "routing_key" not in page  # never stored with the key, never shown
-    assert all(d["state"] == "pending" for d in sent)
+    # Nothing was sent (the destinations are a closed port); the ingester wakes the dispatcher at
+    # once, so a Slack message may be caught mid-attempt, recorded as sending under its claim.
+    assert all(d["state"] in {"pending", "sending"} for d in sent)
+    assert all(d["state"] == "pending" for d in sent if d["target"] == "pagerduty")
 
 
 async def test_ha_duplicates_create_no_second_record_or_page(

@@ -19,16 +19,26 @@
     return left >= 0 ? span(left) + " left" : "overdue by " + span(-left);
   }
 
+  // Respond-by instants on this page's monotonic clock, per alert and deadline. A refresh's
+  // seconds_left was computed before its answer arrived (a slow picture, a busy machine), so
+  // taking it as of arrival would move the countdown back up; the earliest reading wins, and a
+  // countdown never runs backwards.
+  var deadlines = {};
+
   function tick() {
-    var elapsed = (performance.now() - loadedAt) / 1000;
+    var now = performance.now() / 1000;
+    var elapsed = now - loadedAt / 1000;
     var clocks = document.querySelectorAll("[data-seconds-left]");
     for (var i = 0; i < clocks.length; i++) {
       var el = clocks[i];
-      var left = parseFloat(el.getAttribute("data-seconds-left")) - elapsed;
+      var row = el.closest("tr");
+      var key = (row ? row.getAttribute("data-alert") : "") + "|" + el.getAttribute("datetime");
+      var due = loadedAt / 1000 + parseFloat(el.getAttribute("data-seconds-left"));
+      if (!(key in deadlines) || due < deadlines[key]) deadlines[key] = due;
+      var left = deadlines[key] - now;
       var overdue = left < 0;
       el.textContent = countdown(left);
       el.classList.toggle("overdue", overdue);
-      var row = el.closest("tr");
       if (row) row.classList.toggle("overdue", overdue);
     }
     var ages = document.querySelectorAll("[data-age-seconds]");
