@@ -27,6 +27,11 @@ def iso(moment: datetime | float | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def counted(number: int, one: str, many: str) -> str:
+    """`1 alert`, `2 alerts`: a count with its noun in the right number."""
+    return f"{number} {one if number == 1 else many}"
+
+
 def short(moment: datetime | float | str | None) -> str:
     """A time for a sentence: `2026-11-27 09:40 UTC`."""
     if isinstance(moment, str):
@@ -185,12 +190,18 @@ def _own_reasons(p: Picture, sources: list[dict[str, Any]]) -> list[str]:
     webhook = p.webhook or {}
     dead = sum((webhook.get("dead_letters") or {}).values())
     if dead:
-        reasons.append(f"{dead} webhook deliveries dead-lettered (tensafe-admin alerts list)")
+        deliveries = counted(dead, "webhook delivery", "webhook deliveries")
+        reasons.append(f"{deliveries} dead-lettered (tensafe-admin alerts list)")
     if webhook.get("journal_failed"):
-        reasons.append(f"{webhook['journal_failed']} Alertmanager notifications set aside")
+        notifications = counted(
+            webhook["journal_failed"], "Alertmanager notification", "Alertmanager notifications"
+        )
+        reasons.append(f"{notifications} set aside")
     overdue = sum((webhook.get("overdue") or {}).values())
     if overdue:
-        reasons.append(f"{overdue} alerts unacknowledged past their respond-by time")
+        reasons.append(
+            f"{counted(overdue, 'alert', 'alerts')} unacknowledged past the respond-by time"
+        )
     return reasons
 
 

@@ -7,6 +7,8 @@ and the live one agree at `taken_at`.
 import math
 from datetime import UTC, datetime
 
+from operations.views import counted
+
 BAND_WORDS = {
     "healthy": "OK",
     "warning": "Warning",
@@ -53,7 +55,9 @@ def money(amount: float | None, currency: str | None) -> str:
         return "unknown"
     code = (currency or "usd").upper()
     symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(code)
-    text = f"{abs(amount):,.0f}" if abs(amount) >= 100 else f"{abs(amount):,.2f}"
+    # Cents only where they say something: $39.50, but $78 and $3,499 side by side in a column.
+    whole = abs(amount) >= 100 or round(amount, 2) == round(amount)
+    text = f"{abs(amount):,.0f}" if whole else f"{abs(amount):,.2f}"
     sign = "-" if amount < 0 else ""
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {code}"
 
@@ -68,11 +72,15 @@ def short_money(amount: float, currency: str | None) -> str:
     return f"{symbol}{amount:.0f}"
 
 
-def clock_time(text: str | None) -> str:
-    """An RFC 3339 UTC time as HH:MM:SS UTC (the date too when it is not today's)."""
+def clock_time(text: str | None, today: str | None = None) -> str:
+    """An RFC 3339 time as `YYYY-MM-DD HH:MM:SS UTC`, or `HH:MM:SS UTC` when it falls on the UTC
+    day of `today` (the time the page's data was taken): a table of today's events stays narrow."""
     moment = parse(text)
     if moment is None:
         return "never"
+    reference = parse(today)
+    if reference is not None and reference.date() == moment.date():
+        return moment.strftime("%H:%M:%S UTC")
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -143,6 +151,7 @@ FILTERS = {
     "countdown": countdown,
     "seconds_left": signed_seconds_left,
     "money": money,
+    "counted": counted,
     "clock_time": clock_time,
     "band_word": band_word,
     "customer_band": customer_band,

@@ -176,3 +176,14 @@ def test_the_template_has_no_blank_even_with_nothing_known() -> None:
     states = {i["state"] for s in result["sections"] for i in s["items"]}
     assert "failed" not in states  # nothing known: nothing crossed
     assert result["progress"]["total"] == 17
+
+
+def test_the_lights_own_reasons_count_in_the_right_number() -> None:
+    one = views.status(picture(webhook={"overdue": {"critical": 1}, "journal_failed": 1}))
+    assert "1 alert unacknowledged past the respond-by time" in one["reasons"]
+    assert "1 Alertmanager notification set aside" in one["reasons"]
+    many = views.status(
+        picture(webhook={"overdue": {"critical": 2, "warning": 1}, "dead_letters": {"slack": 2}})
+    )
+    assert "3 alerts unacknowledged past the respond-by time" in many["reasons"]
+    assert "2 webhook deliveries dead-lettered (tensafe-admin alerts list)" in many["reasons"]

@@ -11,16 +11,27 @@ today).
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from tests.pages.browser import DESKTOP, chromium
-from tests.pages.served import basic_header, served_demo
+from tests.pages.served import Served, basic_header, served_demo
 
 SHOTS = {
     "status.png": ("/status", "light"),
     "status-dark.png": ("/status", "dark"),
     "customers.png": ("/customers", "light"),
 }
+
+
+def settled(served: Served, limit: float = 30.0) -> None:
+    """Until no source looks stale: one that refreshed while `fire` held the clock back looks
+    20 minutes old until its next refresh, which is no picture of the demo."""
+    deadline = time.monotonic() + limit
+    while any("stale" in reason for reason in served.request("/api/v1/status")["reasons"]):
+        if time.monotonic() > deadline:
+            raise SystemExit("the demo's sources did not settle")
+        time.sleep(0.5)
 
 
 def main(folder: Path) -> None:
@@ -33,6 +44,7 @@ def main(folder: Path) -> None:
         served.fire("TenSafeDiskAlmostFull", "Disk on tensafe-db-0 above 90%", minutes_ago=17)
         served.fire("TenSafeHighErrorRate", "5xx above 1% for 5 minutes on tensafe-api")
         served.store_trend()
+        settled(served)
         for name, (path, scheme) in SHOTS.items():
             context = browser.new_context(
                 viewport=DESKTOP,

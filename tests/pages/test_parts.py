@@ -9,10 +9,18 @@ from pydantic import ValidationError
 
 from operations.config import OperatorConfig, PagesConfig
 from operations.pages.handlers import safe_next, trend_rows
-from operations.pages.present import countdown, money, short_money, signed_seconds_left, span
+from operations.pages.present import (
+    clock_time,
+    countdown,
+    money,
+    short_money,
+    signed_seconds_left,
+    span,
+)
 from operations.pages.session import Gate
 from operations.pages.trend import axis, chart, nice_step
 from operations.store import DayRow
+from operations.views import counted
 from tensafe_ops.auth import Credentials
 
 DAY = date(2026, 11, 20)
@@ -122,11 +130,29 @@ def test_countdown_says_left_or_overdue() -> None:
 
 def test_money() -> None:
     assert money(1234.5, "usd") == "$1,234"  # whole units from 100 on
-    assert money(39.0, "usd") == "$39.00"
+    assert money(39.5, "usd") == "$39.50"  # cents below 100 when there are any
+    assert money(78.0, "usd") == "$78" and money(0, "usd") == "$0"
     assert money(-2500, "eur") == "-€2,500"
     assert money(1000, "jpy") == "1,000 JPY"
     assert money(None, "usd") == "unknown"
     assert short_money(374_075, "usd") == "$374k" and short_money(1_250_000, "gbp") == "£1.25M"
+
+
+def test_clock_time_drops_the_date_on_the_pages_own_day() -> None:
+    taken = "2026-11-30T12:07:11Z"
+    assert clock_time("2026-11-30T00:00:05+00:00", taken) == "00:00:05 UTC"
+    assert clock_time("2026-11-29T23:59:59Z", taken) == "2026-11-29 23:59:59 UTC"
+    assert clock_time("2026-11-30T01:30:00+02:00", taken) == "2026-11-29 23:30:00 UTC"  # UTC day
+    assert clock_time("2026-11-30T08:00:00Z") == "2026-11-30 08:00:00 UTC"  # no day to compare
+    assert clock_time(None, taken) == clock_time("not a time", taken) == "never"
+
+
+def test_counted_puts_the_noun_in_the_right_number() -> None:
+    assert counted(1, "alert", "alerts") == "1 alert"
+    assert [counted(n, "delivery", "deliveries") for n in (0, 2)] == [
+        "0 deliveries",
+        "2 deliveries",
+    ]
 
 
 # -- the session cookie ----------------------------------------------------------------------------
