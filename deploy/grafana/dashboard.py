@@ -326,7 +326,32 @@ def infrastructure() -> list[Any]:
     ]
 
 
+def achievement_panels(title: str, description: str, ratio: str, by: str) -> list[Any]:
+    """A half-width panel of an SLA achievement ratio per `by`, for the 7-day and the 24-hour
+    window; red below 95 %, the target of the *SLAAchievementLow alerts. `description` says
+    what the share is of, with `{window}` for the window."""
+    return [
+        series_panel(
+            f"{title} ({window})",
+            description.format(window=window),
+            "percentunit",
+            [query(f'min by ({by}) ({ratio}{{window="{window}"}})', f"{{{{{by}}}}}")],
+            ((None, "red"), (0.95, "green")),
+            width=12,
+        )
+        for window in ("7d", "24h")
+    ]
+
+
 def support() -> list[Any]:
+    achievement = achievement_panels(
+        "First-response SLA achievement",
+        "Share of the tickets first answered in the last {window} whose first response (agent "
+        "reply, or solve without one) came within the priority's target. No line for a "
+        "priority without any.",
+        "tensafe_zendesk_first_response_sla_achievement_ratio",
+        "priority",
+    )
     return [
         series_panel(
             "Open tickets by priority",
@@ -366,12 +391,21 @@ def support() -> list[Any]:
             width=6,
             height=7,
         ),
+        *achievement,
     ]
 
 
 def incidents() -> list[Any]:
     ack = "tensafe_pagerduty_time_to_acknowledge_seconds"
     resolve = "tensafe_pagerduty_time_to_resolve_seconds"
+    achievement = achievement_panels(
+        "Acknowledged within target",
+        "Share of the incidents created in the last {window} that were acknowledged (or "
+        "resolved without an acknowledgement) within their urgency's target: high 15 min, "
+        "low 1 h. No line for an urgency without any.",
+        "tensafe_pagerduty_acknowledge_achievement_ratio",
+        "urgency",
+    )
     return [
         series_panel(
             "Open incidents by urgency",
@@ -412,6 +446,7 @@ def incidents() -> list[Any]:
             width=4,
             height=7,
         ),
+        *achievement,
     ]
 
 
