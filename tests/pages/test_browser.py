@@ -10,7 +10,6 @@ records every request and console message and must end clean. Screenshots (1280x
 the last three), or to $TENSAFE_SCREENSHOTS when set.
 """
 
-import os
 import re
 import urllib.error
 import urllib.request
@@ -88,14 +87,6 @@ def served(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         yield running
 
 
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    wanted = os.environ.get("TENSAFE_SCREENSHOTS")
-    folder = Path(wanted) if wanted else tmp_path_factory.getbasetemp() / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 class Visit:
     """A browser context, signed in (basic credentials on every request) unless told not."""
 
@@ -139,6 +130,13 @@ def visit(browser: Any, served: Served, visits: list[Visit]) -> Visit:
     opened = Visit(browser, served)
     visits.append(opened)
     return opened
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's header (its IHDR chunk)."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", path
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def seconds_of(text: str) -> float:
@@ -449,19 +447,24 @@ def test_colour_schemes_follow_the_system(
     for name in PAGES:
         visit.open(f"/{name}")
         page.screenshot(path=str(shots / f"{name}-{scheme}-1280x800.png"))
+        assert png_size(shots / f"{name}-{scheme}-1280x800.png") == (1280, 800)
         violations = serious_violations(page)
         assert not violations, f"/{name} ({scheme}): {violations}"
 
 
 def test_readable_on_a_phone(browser: Any, served: Served, visits: list, shots: Path) -> None:
-    visit = Visit(browser, served, viewport=PHONE, is_mobile=True, has_touch=True)
+    # bypass_csp: axe is injected as a script (see test_colour_schemes_follow_the_system).
+    visit = Visit(browser, served, viewport=PHONE, is_mobile=True, has_touch=True, bypass_csp=True)
     visits.append(visit)
     for name in PAGES:
         page = visit.open(f"/{name}")
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
         misplaced = page.locator("table.rows td[data-label]").evaluate_all(MISPLACED_TEXT)
         assert not misplaced, f"/{name}: {misplaced}"
+        violations = serious_violations(page)
+        assert not violations, f"/{name} at 375 px: {violations}"
         page.screenshot(path=str(shots / f"{name}-375x812.png"))
+        assert png_size(shots / f"{name}-375x812.png") == (375, 812)
         page.screenshot(path=str(shots / f"{name}-375-full.png"), full_page=True)
     # Table rows become cards with their column names.
     visit.open("/status")
@@ -560,3 +563,25 @@ def test_the_accessibility_check_sees_violations(browser: Any) -> None:
     finally:
         page.close()
     assert {v.split(" ", 1)[0] for v in found} >= {"image-alt", "button-name", "html-has-lang"}
+
+
+def test_the_recorder_sees_other_origins_and_script_errors(browser: Any) -> None:
+    """What every visit must end without, caught: a request to another origin (another loopback
+    address, so nothing leaves the machine), a console error and an uncaught exception."""
+    context = browser.new_context()
+    recorder = Recorder("http://127.0.0.1:1")
+    recorder.attach(context)
+    try:
+        page = context.new_page()
+        page.set_content(
+            "<html lang='en'><body><img alt='' src='http://127.0.0.2:9/pixel.png'>"
+            "<script>console.error('boom'); throw new Error('uncaught')</script></body></html>"
+        )
+        page.wait_for_load_state("load")
+    finally:
+        context.close()
+    assert recorder.elsewhere() == ["http://127.0.0.2:9/pixel.png"]
+    assert "boom" in recorder.console_errors
+    assert any("uncaught" in error for error in recorder.page_errors)
+    with pytest.raises(AssertionError, match="requests left"):
+        recorder.assert_clean()
