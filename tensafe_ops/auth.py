@@ -44,7 +44,7 @@ def same(given: str, expected: str) -> bool:
 
 def authorized(auth: Auth, authorization: str | None) -> bool:
     """Whether the Authorization header satisfies `auth` (either configured scheme will do)."""
-    if auth == "none":
+    if isinstance(auth, str):  # "none" (comparing a model to a string costs a pydantic __eq__)
         return True
     if not authorization:
         return False

@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tensafe_ops.log import get_logger
+from webhook.bulk import insert_rows
 from webhook.statements import reading
 from webhook.tables import notifications
 
@@ -225,13 +226,14 @@ class SqlJournal(Journal):
         self.writing = writing
 
     async def _insert(self, rows: Sequence[Row]) -> list[int]:
-        stmt = sa.insert(notifications).returning(notifications.c.id, sort_by_parameter_order=True)
-        params = [
+        values = [
             {"received_at": at, "body": body, "state": "pending", "attempts": 0}
             for at, body in rows
         ]
         async with self.writing() as conn:
-            return list((await conn.execute(stmt, params)).scalars())
+            inserted = await insert_rows(conn, notifications, values, ("id",), skip_conflicts=False)
+        # One INSERT: the ids were generated in the order of the rows.
+        return sorted(journal_id for (journal_id,) in inserted)
 
     async def _oldest(self, state: str, limit: int) -> list[tuple[Entry, str]]:
         """The oldest entries in `state`, with their last error."""

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tensafe_ops.log import get_logger
+from webhook.bulk import insert_rows
 from webhook.intake import NewDelivery, micros
 from webhook.messages import pagerduty_dedup_key
 from webhook.outbox import AlertView
@@ -129,14 +130,10 @@ async def insert_alerts(
     conn: AsyncConnection, rows: Sequence[dict[str, Any]]
 ) -> dict[tuple[str, int], int]:
     """Insert alert occurrences that don't exist yet; ids of the inserted ones by key."""
-    if not rows:
-        return {}
-    stmt = (
-        insert(conn)(alerts)
-        .on_conflict_do_nothing()
-        .returning(alerts.c.id, alerts.c.fingerprint, alerts.c.starts_at_us)
+    inserted = await insert_rows(
+        conn, alerts, rows, ("id", "fingerprint", "starts_at_us"), skip_conflicts=True
     )
-    return {(f, s): i for i, f, s in await conn.execute(stmt, list(rows))}
+    return {(f, s): i for i, f, s in inserted}
 
 
 async def touch(conn: AsyncConnection, repeats: Sequence[tuple[Alert, datetime]]) -> None:
@@ -235,8 +232,8 @@ async def enqueue(
         }
         for alert_id, d in rows
     ]
-    stmt = insert(conn)(deliveries).on_conflict_do_nothing().returning(deliveries.c.idempotency_key)
-    return set((await conn.execute(stmt, values)).scalars())
+    added = await insert_rows(conn, deliveries, values, ("idempotency_key",), skip_conflicts=True)
+    return {key for (key,) in added}
 
 
 def alert_row(

@@ -1,0 +1,110 @@
+"""webhook.bulk: many rows in one INSERT, on SQLite and PostgreSQL, inside the caller's
+transaction."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tensafe_ops.storage import create_engine, migrate
+from webhook.bulk import SQLITE_MAX_PARAMETERS, insert_rows
+from webhook.tables import deliveries, notifications
+
+
+@pytest.fixture
+async def engine(state_db_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(state_db_url)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+def delivery(key: str, payload: str = "{}") -> dict[str, object]:
+    return {
+        "alert_id": 7,
+        "target": "slack",
+        "destination": "incidents",
+        "kind": "message",
+        "payload": payload,
+        "idempotency_key": key,
+        "state": "pending",
+        "attempts": 0,
+        "not_before": 1.5,
+        "created_at": 1.5,
+        "updated_at": 1.5,
+    }
+
+
+async def test_skips_existing_rows_and_returns_the_inserted(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        first = await insert_rows(
+            conn,
+            deliveries,
+            [delivery("a"), delivery("b")],
+            ["idempotency_key"],
+            skip_conflicts=True,
+        )
+        again = await insert_rows(
+            conn,
+            deliveries,
+            [delivery("b", '{"second": true}'), delivery("c"), delivery("c")],
+            ["idempotency_key"],
+            skip_conflicts=True,
+        )
+    assert sorted(first) == [("a",), ("b",)]
+    assert again == [("c",)]  # b exists, and the second c conflicts with the first
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(
+                    deliveries.c.idempotency_key, deliveries.c.payload, deliveries.c.not_before
+                )
+            )
+        ).all()
+    assert sorted(rows) == [("a", "{}", 1.5), ("b", "{}", 1.5), ("c", "{}", 1.5)]
+
+
+async def test_ids_ascend_in_the_order_given(engine: AsyncEngine) -> None:
+    """What the journal relies on: one statement, ids generated in row order; SQLite rows
+    past its parameter limit go in several statements, still in order."""
+    count = SQLITE_MAX_PARAMETERS // 4 + 10  # 4 columns: more than one SQLite statement
+    rows = [
+        {"received_at": float(i), "body": f"body {i}", "state": "pending", "attempts": 0}
+        for i in range(count)
+    ]
+    async with engine.begin() as conn:
+        inserted = await insert_rows(conn, notifications, rows, ["id"], skip_conflicts=False)
+    ids = sorted(i for (i,) in inserted)
+    async with engine.connect() as conn:
+        stored = dict(
+            (await conn.execute(sa.select(notifications.c.id, notifications.c.body))).all()
+        )
+    assert [stored[i] for i in ids] == [f"body {i}" for i in range(count)]
+
+
+async def test_rolls_back_with_the_callers_transaction(engine: AsyncEngine) -> None:
+    with pytest.raises(RuntimeError):
+        async with engine.begin() as conn:
+            await insert_rows(conn, deliveries, [delivery("a")], ["id"], skip_conflicts=True)
+            raise RuntimeError("the caller fails after the insert")
+    async with engine.connect() as conn:
+        assert (
+            await conn.execute(sa.select(sa.func.count()).select_from(deliveries))
+        ).scalar() == 0
+
+
+async def test_without_skipping_a_conflict_fails(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await insert_rows(conn, deliveries, [delivery("a")], ["id"], skip_conflicts=True)
+    with pytest.raises(sa.exc.IntegrityError):
+        async with engine.begin() as conn:
+            await insert_rows(conn, deliveries, [delivery("a")], ["id"], skip_conflicts=False)
+
+
+async def test_only_columns_of_the_table(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        with pytest.raises(KeyError):
+            await insert_rows(
+                conn, deliveries, [{"alert_id; DROP TABLE x": 1}], ["id"], skip_conflicts=True
+            )
