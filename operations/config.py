@@ -128,6 +128,9 @@ class OperatorConfig(Model):
     night_shift_starts: time = time(20, 0)
     """UTC; the handoff names who is on call then as the night shift."""
     uptime_sla: Annotated[float, Field(gt=0, le=100)] = 99.9
+    completed_job_statuses: tuple[str, ...] = ("succeeded", "completed")
+    """Statuses of the usage database's training jobs (`tensafe_usage_training_jobs_24h`) that
+    Step 9 counts as "Training Jobs Completed"."""
     pattern_min: Annotated[int, Field(ge=2)] = 3
     """Tickets in 24 h sharing a tag or a subject that make a recurring pattern."""
     targets: Targets = Field(default_factory=Targets)

@@ -374,6 +374,9 @@ SCHEMAS: dict[str, Schema] = {
                         "morning": N_NUM,
                         "now": N_NUM,
                         "change": N_NUM,
+                        "morning_display": STR,
+                        "now_display": STR,
+                        "change_display": STR,
                     }
                 )
             ),

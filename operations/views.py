@@ -64,6 +64,18 @@ def display(value: float | None, unit: Unit, decimals: int = 1) -> str:
     return "no data" if value is None else _FORMATS[unit](value, decimals)
 
 
+def change_display(before: float | None, after: float | None, unit: Unit, decimals: int) -> str:
+    """A change with its sign: percentage points, milliseconds or a count; "-" unknown."""
+    if before is None or after is None:
+        return "-"
+    change = after - before
+    if unit == "percent":
+        return f"{change:+.{decimals}f} pp"
+    if unit == "ms":
+        return f"{change:+.0f} ms"
+    return f"{change:+,.{decimals}f}" if unit == "epsilon" else f"{change:+,.0f}"
+
+
 def duration_text(seconds: float) -> str:
     seconds = abs(seconds)
     if seconds < 3600:
@@ -601,7 +613,7 @@ def incidents(p: Picture, since: datetime) -> dict[str, Any]:
 
 # -- Step 3: the key numbers ---------------------------------------------------------------------
 
-KEY_NUMBERS = (
+KEY_NUMBERS: tuple[tuple[str, str, Unit], ...] = (
     ("dau", "Active Users (DAU)", "count"),
     ("api_calls_24h", "API Calls (24h)", "count"),
     ("training_jobs_24h", "Training Jobs (24h)", "count"),
@@ -774,7 +786,9 @@ def daily_summary(p: Picture) -> dict[str, Any]:
         _row(
             "training_jobs_completed",
             "Training Jobs Completed",
-            None if jobs is None else float(jobs.get("completed", 0)),
+            None
+            if jobs is None
+            else float(sum(jobs.get(status, 0) for status in p.cfg.completed_job_statuses)),
             "count",
             None,
             "N/A",
@@ -844,6 +858,19 @@ def morning_numbers(p: Picture) -> dict[str, Any]:
     }
 
 
+PULSE_TILES = (
+    "uptime_24h",
+    "error_rate_1h",
+    "p95_latency",
+    "active_pods",
+    "gpu_utilisation",
+    "queue_depth",
+    "cpu",
+    "memory",
+)
+"""The Step 1 tiles pulse compares with the morning's."""
+
+
 def pulse(p: Picture) -> dict[str, Any]:
     morning = p.today.morning if p.today else None
     since = (
@@ -854,44 +881,33 @@ def pulse(p: Picture) -> dict[str, Any]:
     )
     now_numbers = key_numbers(p)
     board = status(p)
-    changes = []
-    if morning:
-        before = morning.get("key_numbers") or {}
-        for key, label, unit in KEY_NUMBERS:
-            then, now_ = before.get(key), now_numbers.get(key)
-            changes.append(
-                {
-                    "key": key,
-                    "label": label,
-                    "unit": unit,
-                    "morning": then,
-                    "now": now_,
-                    "change": None if then is None or now_ is None else now_ - then,
-                }
-            )
-        tiles_then = morning.get("tiles") or {}
-        for t in board["tiles"]:
-            if t["key"] in (
-                "uptime_24h",
-                "error_rate_1h",
-                "p95_latency",
-                "active_pods",
-                "gpu_utilisation",
-                "queue_depth",
-                "cpu",
-                "memory",
-            ):
-                then = tiles_then.get(t["key"])
-                changes.append(
-                    {
-                        "key": t["key"],
-                        "label": t["label"],
-                        "unit": t["unit"],
-                        "morning": then,
-                        "now": t["value"],
-                        "change": None if then is None or t["value"] is None else t["value"] - then,
-                    }
-                )
+    # Every row, morning or not: before the morning numbers are stored, "now" still counts.
+    before = (morning or {}).get("key_numbers") or {}
+    rows: list[tuple[str, str, Unit, int, float | None, float | None]] = [
+        (key, label, unit, 0, before.get(key), now_numbers.get(key))
+        for key, label, unit in KEY_NUMBERS
+    ]
+    tiles_then = (morning or {}).get("tiles") or {}
+    rows += [
+        (t["key"], t["label"], t["unit"], spec.decimals, tiles_then.get(t["key"]), t["value"])
+        for t in board["tiles"]
+        if t["key"] in PULSE_TILES
+        for spec in [TILE_BY_KEY[t["key"]]]
+    ]
+    changes = [
+        {
+            "key": key,
+            "label": label,
+            "unit": unit,
+            "morning": then,
+            "now": now_,
+            "change": None if then is None or now_ is None else now_ - then,
+            "morning_display": "not stored" if morning is None else display(then, unit, decimals),
+            "now_display": display(now_, unit, decimals),
+            "change_display": change_display(then, now_, unit, decimals),
+        }
+        for key, label, unit, decimals, then, now_ in rows
+    ]
     new_alerts = [
         open_alert_json(a)
         for a in p.alerts_today

@@ -39,7 +39,9 @@ class Run:
         if self.output == "json" or rendered is None:
             click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         elif self.output == "markdown":
-            click.echo(markdown if markdown is not None else json.dumps(data, indent=2))
+            # A one-line answer ("Alert 3 acknowledged ...") reads the same in Markdown.
+            plain = rendered if isinstance(rendered, str) else json.dumps(data, indent=2)
+            click.echo(markdown if markdown is not None else plain)
         else:
             self.out.print(rendered)
 

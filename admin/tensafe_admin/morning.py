@@ -450,9 +450,9 @@ def pulse(**options: Any) -> None:
     rows = [
         [
             c["label"],
-            number(c["morning"], c["unit"]),
-            number(c["now"], c["unit"]),
-            render.signed(c["change"], c["unit"]),
+            c["morning_display"],
+            c["now_display"],
+            c["change_display"],
         ]
         for c in data["changes"]
     ]

@@ -78,17 +78,6 @@ def number(value: float | None, unit: str = "count") -> str:
     return f"{value:,.0f}"  # counts (an increase() over 24 h is fractional: round it)
 
 
-def signed(value: float | None, unit: str = "count") -> str:
-    """A change: percentage points, milliseconds or a count, with its sign."""
-    if value is None:
-        return ""
-    if unit == "percent":
-        return f"{value:+.3f} pp"
-    if unit == "ms":
-        return f"{value:+.0f} ms"
-    return f"{value:+,.0f}"
-
-
 def banded(text: str, band: str) -> Text:
     return Text(text, style=BAND_STYLE.get(band, ""))
 
@@ -196,9 +185,13 @@ def status_markdown(status: Mapping[str, Any], tz: tzinfo, quick: bool) -> str:
 def both(
     title: str, columns: Sequence[str], rows: list[list[Any]], notes: Sequence[str] = ()
 ) -> tuple[RenderableType, str]:
-    """A table and its Markdown twin, with notes under them."""
-    rendered: list[RenderableType] = [table(title, columns, rows)]
+    """A table and its Markdown twin, with notes under them; no rows: the title says so."""
+    if not rows:
+        rendered: list[RenderableType] = [Text.assemble((title, "bold"), ": none")]
+        markdown = f"### {title}\n\nNone.\n"
+    else:
+        rendered = [table(title, columns, rows)]
+        markdown = f"### {title}\n\n{md_table(columns, rows)}\n"
     rendered += [Text(note) for note in notes]
-    markdown = f"### {title}\n\n{md_table(columns, rows)}\n"
     markdown += "".join(f"\n{note}\n" for note in notes)
     return Group(*rendered), markdown

@@ -74,6 +74,10 @@ async def test_status_quick_exits_with_the_light_and_says_why(
         markdown = await cli("status", "-o", "markdown")
         assert "**Traffic light: YELLOW**" in markdown.stdout
         assert "| Error rate (1h) | 0.500% | warning |" in markdown.stdout
+        # Pulse shows each tile as status does (GPU to a tenth, not 85.000%).
+        pulse = (await cli("pulse", "-o", "table")).stdout
+        gpu = next(line for line in pulse.splitlines() if "GPU utilization" in line)
+        assert " 85.0% " in gpu, pulse
 
         product.pods_ready = 1
         await wait_for(prometheus.url, 'sum(kube_pod_status_ready{condition="true"})', 1)
@@ -144,6 +148,15 @@ async def test_every_command_shows_the_services_real_values(
     table = (await cli("metrics", "morning-snapshot", "-o", "table")).stdout
     assert f"{dau['rows'][0]['today']:,.0f}" in table and "Down > 10%" in table
 
+    # Pulse lists today's numbers even before the morning's are stored.
+    pulse = await cli.json("pulse")
+    assert [c["key"] for c in pulse["changes"][:5]] == [r["key"] for r in snapshot["rows"]]
+    table = (await cli("pulse", "-o", "table")).stdout
+    dau_line = next(line for line in table.splitlines() if "Active Users (DAU)" in line)
+    assert f"{pulse['changes'][0]['now']:,.0f}" in dau_line
+    if not pulse["morning_recorded"]:
+        assert "not stored" in dau_line and "No morning numbers stored yet" in table
+
     recorded = await cli("metrics", "daily-summary", "--record", "--post", "-o", "table")
     assert recorded.exit_code == 0, recorded.stderr
     assert "recorded 20" in recorded.stdout  # a time in the operator's zone
@@ -156,6 +169,8 @@ async def test_every_command_shows_the_services_real_values(
     assert any("daily summary" in json.dumps(m.payload) for m in demo_world.slack.messages)
 
     # Events: add, list, mark communicated, see it in the handoff, remove.
+    nothing = await cli("events", "list", "-o", "table")
+    assert nothing.stdout == "Planned events: none\n"  # not an empty table
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=2, minute=0, second=0)
     added = await cli.json(
         "events",
@@ -233,6 +248,8 @@ async def test_every_command_shows_the_services_real_values(
     ended = await cli.json("maintenance", "end", str(window["id"]))
     ended_at = datetime.fromisoformat(ended["end"].replace("Z", "+00:00"))
     assert ended_at <= datetime.now(UTC) < ended_at + timedelta(minutes=1)
+    listed = await cli("maintenance", "list", "-o", "markdown")
+    assert listed.stdout == "### Maintenance windows\n\nNone.\n\n"
 
 
 async def test_unreachable_service_and_bad_input_are_one_clear_line(tmp_path: Path) -> None:
@@ -249,3 +266,40 @@ async def test_unreachable_service_and_bad_input_are_one_clear_line(tmp_path: Pa
     assert result.exit_code == 2 and "cannot read 'last tuesday' as a time" in result.stderr
     result = await cli("status", "--tz", "Mars/Olympus")
     assert result.exit_code == 2 and "unknown time zone 'Mars/Olympus'" in result.stderr
+
+
+async def test_daily_summary_reads_any_stored_day_and_400_days_are_kept(
+    aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
+) -> None:
+    from operations import OPERATIONS_KEY
+
+    client = await demo_client(aiohttp_client, demo_world, tmp_path)
+    ops = client.app[OPERATIONS_KEY]
+    cli = cli_for(client)
+    night = datetime.now(UTC).replace(hour=23, minute=0, second=0, microsecond=0)
+    anchor = night + timedelta(days=3)  # a day nobody touched yet; its nightly run prunes
+    for age in (401, 400, 399):
+        assert await ops.record_due(anchor - timedelta(days=age)) == ["morning", "record"]
+        day = (anchor - timedelta(days=age)).date()
+        await ops.store.add_mark(day, "end.tomorrow_prep", "ada", "", anchor)
+    assert await ops.record_due(anchor) == ["morning", "record"]
+
+    oldest, kept = (anchor - timedelta(days=401)).date(), (anchor - timedelta(days=400)).date()
+    gone = await cli("metrics", "daily-summary", "--date", oldest.isoformat())
+    assert gone.exit_code == 1
+    assert gone.stderr == (
+        f"tensafe-admin: tensafe-ops answered 404: no daily record for {oldest} (date)\n"
+    )
+    assert await ops.store.marks(oldest) == []
+    stored = await ops.store.day(kept)
+    assert stored is not None and stored.record is not None
+    assert len(await ops.store.marks(kept)) == 1
+    table = await cli("metrics", "daily-summary", "--date", kept.isoformat(), "-o", "table")
+    assert table.exit_code == 0, table.stderr
+    assert f"Business, {kept}" in table.stdout and f"Operational, {kept}" in table.stdout
+    assert f"recorded {kept} 23:00 UTC" in table.stdout  # as stored, not live
+    signups = stored.record["summary"]["business"][0]["actual"]
+    line = next(row for row in table.stdout.splitlines() if "New Signups" in row)
+    assert f" {signups:,.0f} " in line
+    shown = await cli.json("metrics", "daily-summary", "--date", kept.isoformat())
+    assert shown["live"] is False and shown["summary"] == stored.record["summary"]

@@ -119,6 +119,12 @@ async def test_without_prometheus_business_numbers_are_the_exporters_and_light_i
     assert business["churned"]["status"] == ("met" if churned == 0 else "missed")
     operational = {r["key"]: r for r in summary["operational"]}
     assert operational["uptime"]["status"] == "unknown"
+    # Completed training jobs: the usage database's succeeded ones (its status for a finished
+    # job), as the exporter counts them.
+    jobs = await metric_values(client, "tensafe_usage_training_jobs_24h")
+    succeeded = jobs[(("status", "succeeded"),)]
+    assert succeeded > 0
+    assert operational["training_jobs_completed"]["actual"] == succeeded
 
     capacity = await get(client, "/api/v1/capacity")
     assert capacity["decision"]["action"] == "unknown"
@@ -466,3 +472,37 @@ async def test_recorder_waits_for_an_unreachable_prometheus_then_records_what_it
     stored = await ops.store.day(day)
     assert stored is not None and stored.morning is not None
     assert stored.morning["light"] == "unknown"
+
+
+async def test_every_write_refuses_read_only_credentials(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """Each documented write of the management API (the operator's and the webhook's, but not
+    the Alertmanager receiver, which has its own credentials) is a 403 with the read-only
+    token, before it looks at the request; the same request with the write token is not."""
+    from tensafe_ops.app import make_app
+    from tensafe_ops.settings import parse_settings
+    from tests.webhook.am import API, webhook_settings
+
+    settings = webhook_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    settings["operator"] = {"enabled": True, "read_auth": {"bearer_token": "read-only-7f3"}}
+    client = await aiohttp_client(make_app(parse_settings(settings)))
+    read = {"Authorization": "Bearer read-only-7f3"}
+    spec = await get(client, "/api/v1/openapi.json", headers=read)
+    receivers = {("post", "/api/v1/alerts"), ("post", "/api/v1/pagerduty/webhook")}
+    writes = [
+        (method, path)
+        for path, operations in spec["paths"].items()
+        for method in operations
+        if method in ("post", "put", "patch", "delete")
+        and path.startswith("/api/v1/")
+        and (method, path) not in receivers
+    ]
+    assert len(writes) >= 12, writes
+    for method, template in writes:
+        path = template.replace("{id}", "1").replace("{date}", "today")
+        refused = await client.request(method.upper(), path, json={}, headers=read)
+        assert refused.status == 403, (method, path, await refused.text())
+        assert (await refused.json())["error"] == "these credentials may only read"
+        allowed = await client.request(method.upper(), path, json={}, headers=API)
+        assert allowed.status not in (401, 403), (method, path)
