@@ -974,8 +974,8 @@ def capacity(p: Picture) -> dict[str, Any]:
         if e["kind"] in PRE_SCALE_KINDS and p.now < (parse_iso(e["start"]) or p.now) < horizon
     ]
     advice = [
-        f"Pre-scale before {e['start']} ({e['kind']}: {e['note']}); alert on-call, prepare"
-        " customer communication, test critical paths"
+        f"Pre-scale before {short(e['start'])} ({e['kind']}: {e['note']}): alert on-call,"
+        " prepare customer communication, test critical paths"
         for e in coming
     ]
     return {

@@ -98,8 +98,18 @@ def start(
     return Run(Client(settings, err), zone, chosen, out, err)
 
 
+def not_understood(exc: KeyError | TypeError) -> str:
+    """An answer without a field this client reads: a service older (or newer) than it."""
+    what = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else str(exc)
+    return (
+        f"tensafe-ops answered in a form this tensafe-admin {__version__} does not read ({what}):"
+        " update the one that is behind"
+    )
+
+
 def checked(function: F) -> F:
-    """One clear line and exit 1 for every AdminError (status maps its own codes)."""
+    """One clear line and exit 1 for every AdminError (status maps its own codes), and for an
+    answer of another version's shape."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -108,6 +118,8 @@ def checked(function: F) -> F:
             fail(str(exc), exc.exit_code)
         except ValueError as exc:
             fail(str(exc), 2)
+        except (KeyError, TypeError) as exc:
+            fail(not_understood(exc))
 
     wrapper.__name__ = function.__name__
     wrapper.__doc__ = function.__doc__

@@ -9,7 +9,16 @@ from rich.console import Group
 from rich.text import Text
 
 from tensafe_admin import render, timefmt
-from tensafe_admin.base import Run, checked, common, fail, main, prometheus_verdict, start
+from tensafe_admin.base import (
+    Run,
+    checked,
+    common,
+    fail,
+    main,
+    not_understood,
+    prometheus_verdict,
+    start,
+)
 from tensafe_admin.client import AdminError
 from tensafe_admin.render import STATE_ICON, STATUS_STYLE, TREND, banded, both, number
 from tensafe_admin.timefmt import ago
@@ -33,17 +42,20 @@ def status(quick: bool, **options: Any) -> None:
     try:
         run = start(**options)
         data = run.client.get("/api/v1/status")
+        rendered = render.status_table(data, run.tz, quick)
+        markdown = render.status_markdown(data, run.tz, quick)
+        exit_code = int(data["exit_code"])
     except AdminError as exc:
         fail(f"{exc}: status unknown", 3)
-    run.emit(
-        data, render.status_table(data, run.tz, quick), render.status_markdown(data, run.tz, quick)
-    )
+    except (KeyError, TypeError) as exc:
+        fail(f"{not_understood(exc)}: status unknown", 3)
+    run.emit(data, rendered, markdown)
     prometheus = data["prometheus"]
     if prometheus.get("configured") and not prometheus.get("reachable"):
         click.echo(f"tensafe-admin: {prometheus.get('error')}: status unknown", err=True)
     elif not prometheus.get("configured"):
         prometheus_verdict(prometheus)
-    sys.exit(int(data["exit_code"]))
+    sys.exit(exit_code)
 
 
 # -- Step 2 ----------------------------------------------------------------------------------------
@@ -521,7 +533,11 @@ def capacity(**options: Any) -> None:
         *[f"  because {r}" for r in decision["reasons"]],
         f"P95 latency {number(data['p95_latency_ms'], 'ms')}; rule: {decision['rule']}",
     ]
-    notes += [f"Pre-scale: {advice}" for advice in data["pre_scale_advice"]]
+    notes += [
+        f"Pre-scale before {run.time(e['start'])} ({e['kind']}: {e['note']}): alert on-call, "
+        "prepare customer communication, test critical paths"
+        for e in data["events_next_24h"]
+    ]
     rendered, markdown = both(
         "Capacity", ["Resource", "Current", "Threshold", "", "Action"], rows, notes
     )

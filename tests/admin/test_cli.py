@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner, Result
 from tensafe_admin.cli import main
@@ -201,6 +203,17 @@ async def test_every_command_shows_the_services_real_values(
         "tensafe-admin: tensafe-ops answered 404: no such event\n"
     )
 
+    # An expected spike within 24 hours: capacity advises pre-scaling, in the operator's zone.
+    soon = (datetime.now(UTC) + timedelta(hours=3)).replace(second=0, microsecond=0)
+    spike = await cli.json(
+        "events", "add", "--kind", "spike", "--start", soon.isoformat(), "--duration", "1h",
+        "--note", "newsletter",
+    )  # fmt: skip
+    table = (await cli("capacity", "--tz", "Asia/Kolkata", "-o", "table")).stdout
+    shown = soon.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%Y-%m-%d %H:%M IST")
+    assert f"Pre-scale before {shown} (spike: newsletter): alert on-call" in table
+    assert (await cli("events", "remove", str(spike["id"]))).exit_code == 0
+
     # The checklist: people tick their boxes; the filled template has no blank left.
     done = await cli(
         "checklist",
@@ -303,3 +316,24 @@ async def test_daily_summary_reads_any_stored_day_and_400_days_are_kept(
     assert f" {signups:,.0f} " in line
     shown = await cli.json("metrics", "daily-summary", "--date", kept.isoformat())
     assert shown["live"] is False and shown["summary"] == stored.record["summary"]
+
+
+async def test_an_answer_of_another_versions_shape_is_one_line_not_a_traceback(
+    aiohttp_client: Any,
+) -> None:
+    """A laptop's tensafe-admin may be newer than the service: a field it reads that the
+    answer lacks is a one-line error, never a traceback."""
+
+    async def older(request: web.Request) -> web.Response:
+        return web.json_response({"taken_at": "2026-11-30T10:00:00Z", "changes": [{}]})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/pulse", older)
+    app.router.add_get("/api/v1/status", older)
+    cli = cli_for(await aiohttp_client(app))
+    pulse = await cli("pulse", "-o", "table")
+    assert pulse.exit_code == 1 and isinstance(pulse.exception, SystemExit)  # not a KeyError
+    assert pulse.stderr.startswith("tensafe-admin: tensafe-ops answered in a form this")
+    assert "update the one that is behind" in pulse.stderr and pulse.stderr.count("\n") == 1
+    status = await cli("status", "--quick", "-o", "table")
+    assert status.exit_code == 3 and status.stderr.endswith("behind: status unknown\n")
