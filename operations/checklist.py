@@ -156,9 +156,15 @@ def _customer(p: Picture) -> list[dict[str, Any]]:
             "customer.enterprise_healthy",
             "Enterprise customers healthy",
             None if not people["available"] else not sick,
-            f"{len(big)} enterprise customers" + (f"; at risk: {', '.join(sick)}" if sick else ""),
+            _enterprise_detail(big, sick),
         ),
     ]
+
+
+def _enterprise_detail(big: list[dict[str, Any]], sick: list[str]) -> str:
+    watch = sum(1 for c in big if c["band"] == "watch")
+    verdict = f"at risk: {', '.join(sick)}" if sick else "none at risk"
+    return f"{len(big)} enterprise customers, {verdict}" + (f"; {watch} to watch" if watch else "")
 
 
 def _midday(p: Picture) -> list[dict[str, Any]]:

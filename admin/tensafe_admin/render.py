@@ -48,13 +48,15 @@ WRAPPING = {
 """Columns of free text; the others (times, numbers, states) are never wrapped."""
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
-    result = Table(title=title, box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold")
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> RenderableType:
+    """The title on a line of its own: a table's own title wraps at the table's width, which
+    splits "Repeated in the last 24 h (3+ tickets)" over a narrow table."""
+    result = Table(box=box.SIMPLE_HEAVY)
     for column in columns:
         result.add_column(column, no_wrap=column not in WRAPPING)
     for row in rows:
         result.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
-    return result
+    return Group(Text(title, style="bold"), result)
 
 
 def md_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -124,6 +124,7 @@ async def test_every_command_shows_the_services_real_values(
     assert f"Open P1/P2 ({support['open_p1_p2_total']})" in table
     assert "P1 (Service Down)" in table and "Escalate immediately" in table
     assert "Any P1/P2 open? yes." in table
+    assert "\nRepeated in the last 24 h (3+ tickets)\n" in table  # a title is never wrapped
 
     at_risk = await get(client, "/api/v1/customers?band=at_risk&limit=50")
     table = (await cli("customers", "at-risk", "-o", "table")).stdout
@@ -231,6 +232,12 @@ async def test_every_command_shows_the_services_real_values(
     assert "- [x] ✅ Overnight incidents reviewed — ada at" in markdown
     assert "- [x] ✅ On-call handoff posted — ada at" in markdown
     assert "- [x] ✅ Daily metrics recorded" in markdown
+    watch = sum(1 for c in enterprise["customers"] if c["band"] == "watch")
+    at_risk_big = [c["name"] for c in enterprise["customers"] if c["band"] == "at_risk"]
+    healthy_line = next(line for line in markdown.splitlines() if "Enterprise customers" in line)
+    assert f"— {len(enterprise['customers'])} enterprise customers, " in healthy_line
+    assert ("none at risk" in healthy_line) is not at_risk_big
+    assert (f"; {watch} to watch" in healthy_line) is (watch > 0)
     dau_today = snapshot["rows"][0]["today"]
     assert f"- DAU: {dau_today:,.0f}" in markdown
     bad = await cli("checklist", "done", "morning.status", "--by", "ada")
