@@ -24,6 +24,7 @@ import httpx
 from rich.console import Console
 
 DEFAULT_URL = "http://127.0.0.1:9877"
+PROMETHEUS_HEADER = "X-Prometheus-URL"
 SPINNER_AFTER = 1.0
 """Seconds before a spinner appears on a terminal."""
 
@@ -107,7 +108,7 @@ class Client:
         if settings.token:
             headers["Authorization"] = f"Bearer {settings.token}"
         if settings.prometheus_url:
-            headers["X-Prometheus-URL"] = settings.prometheus_url
+            headers[PROMETHEUS_HEADER] = settings.prometheus_url
         self.http = httpx.Client(base_url=settings.url, headers=headers, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -135,6 +136,9 @@ class Client:
             hint = ""
             if response.status_code == 401:
                 hint = " (set TENSAFE_ADMIN_TOKEN or --token)"
+            if field == PROMETHEUS_HEADER:
+                # The user never typed the header's name: say where its value came from.
+                where = " (--prometheus-url or PROMETHEUS_URL: unset it to use the service's own)"
             raise AdminError(f"tensafe-ops answered {response.status_code}: {detail}{where}{hint}")
         if body is None:
             raise AdminError(f"tensafe-ops answered {response.status_code} without JSON")

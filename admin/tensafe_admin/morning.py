@@ -471,14 +471,15 @@ def pulse(**options: Any) -> None:
     traffic = data["traffic"]
     share = traffic["share_of_peak_percent"]
     unusual = {True: "UNUSUAL", False: "normal", None: "unknown"}[traffic["unusual"]]
+    rps = traffic["requests_per_second"]
+    rate = "unknown requests/s" if rps is None else f"{number(rps)}/s"
     notes = [
         f"Since {run.time(data['since'])}: light {str(data['light_then'] or '-').upper()} -> "
         f"{data['light_now'].upper()}; {len(data['new_alerts'])} new alerts"
         + "".join(f"\n  - {a['alertname']} ({a['severity']})" for a in data["new_alerts"]),
-        f"Traffic: {number(traffic['requests_per_second'])}/s = "
-        f"{'unknown' if share is None else f'{share:.0f}%'} of the 7-day peak; expected "
-        f"{traffic['band']['expected']} at {traffic['band']['hours_utc']} UTC, alert if "
-        f"{traffic['band']['alert_if']}: {unusual}",
+        f"Traffic: {rate} = {'unknown' if share is None else f'{share:.0f}%'} of the 7-day "
+        f"peak; expected {traffic['band']['expected']} at {traffic['band']['hours_utc']} UTC, "
+        f"alert if {traffic['band']['alert_if']}: {unusual}",
         f"Queue depth: {number(data['queue']['depth'])} (limit {data['queue']['limit']})",
     ]
     notes += [

@@ -8,12 +8,14 @@ invocation runs in a worker thread (click's CliRunner, the real httpx client, a 
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner, Result
@@ -80,6 +82,13 @@ async def test_status_quick_exits_with_the_light_and_says_why(
         pulse = (await cli("pulse", "-o", "table")).stdout
         gpu = next(line for line in pulse.splitlines() if "GPU utilization" in line)
         assert " 85.0% " in gpu, pulse
+        # Capacity: the product's resources against Step 8's thresholds, and the decision.
+        capacity = (await cli("capacity", "-o", "table")).stdout
+        for label, expected in (("CPU Avg", 50), ("Memory Avg", 60), ("GPU Util", 85)):
+            shown = re.search(rf"{label}\s+([\d.]+)%", capacity)
+            assert shown and float(shown[1]) == pytest.approx(expected, rel=0.05), capacity
+        assert "Decision: No scaling needed (3 pods)" in capacity
+        assert "because CPU " in capacity and "<= 70%, memory " in capacity
 
         product.pods_ready = 1
         await wait_for(prometheus.url, 'sum(kube_pod_status_ready{condition="true"})', 1)
@@ -159,6 +168,7 @@ async def test_every_command_shows_the_services_real_values(
     assert f"{pulse['changes'][0]['now']:,.0f}" in dau_line
     if not pulse["morning_recorded"]:
         assert "not stored" in dau_line and "No morning numbers stored yet" in table
+    assert "\nTraffic: unknown requests/s = unknown of the 7-day peak;" in table  # no Prometheus
 
     recorded = await cli("metrics", "daily-summary", "--record", "--post", "-o", "table")
     assert recorded.exit_code == 0, recorded.stderr
@@ -323,6 +333,14 @@ async def test_daily_summary_reads_any_stored_day_and_400_days_are_kept(
     assert f" {signups:,.0f} " in line
     shown = await cli.json("metrics", "daily-summary", "--date", kept.isoformat())
     assert shown["live"] is False and shown["summary"] == stored.record["summary"]
+    # Each nightly run posted its day's summary to the demo #oncall, through the outbox.
+    title = f"TenSafe daily summary - {kept.isoformat()}"
+    for _ in range(100):
+        posted = [m for m in demo_world.slack.messages if title in json.dumps(m.payload)]
+        if posted:
+            break
+        await asyncio.sleep(0.1)
+    assert [m.webhook for m in posted] == [DEMO_SLACK_WEBHOOKS["oncall"]]
 
 
 async def test_an_answer_of_another_versions_shape_is_one_line_not_a_traceback(
@@ -344,3 +362,31 @@ async def test_an_answer_of_another_versions_shape_is_one_line_not_a_traceback(
     assert "update the one that is behind" in pulse.stderr and pulse.stderr.count("\n") == 1
     status = await cli("status", "--quick", "-o", "table")
     assert status.exit_code == 3 and status.stderr.endswith("behind: status unknown\n")
+
+
+async def test_credentials_and_prometheus_url_errors_say_what_to_change(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """Against a configured service (API token, no client-named Prometheus): a missing token
+    and a PROMETHEUS_URL the service refuses are one line saying which setting to change."""
+    from tensafe_ops.app import make_app
+    from tensafe_ops.settings import parse_settings
+    from tests.webhook.am import API_TOKEN, webhook_settings
+
+    settings = webhook_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    settings["operator"] = {"enabled": True}
+    client = await aiohttp_client(make_app(parse_settings(settings)))
+    anonymous = await cli_for(client)("events", "list")
+    assert anonymous.exit_code == 1
+    assert anonymous.stderr.startswith("tensafe-admin: tensafe-ops answered 401")
+    assert anonymous.stderr.endswith("(set TENSAFE_ADMIN_TOKEN or --token)\n")
+    named = cli_for(client, TENSAFE_ADMIN_TOKEN=API_TOKEN, PROMETHEUS_URL="http://127.0.0.1:9090")
+    refused = await named("capacity")
+    assert refused.exit_code == 1 and refused.stderr.count("\n") == 1
+    assert "operator.prometheus_override is off" in refused.stderr
+    assert refused.stderr.endswith(
+        "(--prometheus-url or PROMETHEUS_URL: unset it to use the service's own)\n"
+    )
+    status = await named("status", "--quick")
+    assert status.exit_code == 3 and "PROMETHEUS_URL" in status.stderr
+    assert (await cli_for(client, TENSAFE_ADMIN_TOKEN=API_TOKEN)("events", "list")).exit_code == 0

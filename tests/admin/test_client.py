@@ -125,3 +125,23 @@ def test_the_console_script_is_installed_and_needs_nothing_of_the_service() -> N
         [sys.executable, "-c", probe], capture_output=True, text=True, check=False
     )
     assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
+def test_the_config_file_is_read_from_the_users_config_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (
+        "TENSAFE_ADMIN_CONFIG",
+        "XDG_CONFIG_HOME",
+        "TENSAFE_ADMIN_URL",
+        "TENSAFE_ADMIN_TOKEN",
+        "PROMETHEUS_URL",
+        "TENSAFE_ADMIN_TZ",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = tmp_path / ".config" / "tensafe-admin" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('url = "https://tensafe-ops.internal:9877"\ntoken = "t0k"\n')
+    settings = resolve(None, None, None, None)
+    assert (settings.url, settings.token) == ("https://tensafe-ops.internal:9877", "t0k")
