@@ -73,7 +73,8 @@ def _people(key: str, text: str, p: Picture) -> dict[str, Any]:
     if marks:
         last = marks[-1]
         note = f": {last['note']}" if last["note"] else ""
-        return _item(key, text, "people", "done", f"{last['by']} at {last['at']}{note}", marks)
+        detail = f"{last['by']} at {views.short(last['at'])}{note}"
+        return _item(key, text, "people", "done", detail, marks)
     return _item(key, text, "people", "open", f"to do: tensafe-admin checklist done {key}")
 
 
@@ -263,7 +264,7 @@ def _scaling(item: dict[str, Any], p: Picture) -> dict[str, Any]:
         "answered_by": "people",
         "marks": marks,
         "text": f"SCALED to {last['note'] or '(no note)'}",
-        "detail": f"{last['by']} at {last['at']}",
+        "detail": f"{last['by']} at {views.short(last['at'])}",
     }
 
 
@@ -325,7 +326,11 @@ def checklist(
     all_items: list[dict[str, Any]] = [i for s in sections for i in s["items"]]
     metrics = dict(numbers) if numbers is not None else key_metrics(p)
     day_marks = [m for m in p.marks if m["day"] == p.day.isoformat()]
-    notes = [f"{m['by']} ({m['step']}, {m['at']}): {m['note']}" for m in day_marks if m["note"]]
+    notes = [
+        f"{m['by']} ({m['step']}, {views.short(m['at'])}): {m['note']}"
+        for m in day_marks
+        if m["note"]
+    ]
     result = {
         "day": p.day.isoformat(),
         "taken_at": views.iso(p.now),
@@ -472,7 +477,7 @@ def handoff(p: Picture, shift: Literal["night", "day"]) -> dict[str, Any]:
     tomorrow = p.day + timedelta(days=1)
     start, end = day_start(tomorrow), day_start(tomorrow) + timedelta(days=1)
     events = [
-        f"{e['kind']}: {e['note']} ({e['start']} to {e['end']})"
+        f"{e['kind']}: {e['note']} ({views.short(e['start'])} to {views.short(e['end'])})"
         + ("" if e["communicated"] or e["kind"] != "maintenance" else ", NOT communicated yet")
         for e in p.events
         if (views.parse_iso(e["start"]) or p.now) < end

@@ -573,7 +573,8 @@ def incident_checklist(incident: Mapping[str, Any], p: Picture) -> list[dict[str
             last = found[-1]
             state, detail = (
                 "done",
-                f"{last['by']} at {last['at']}" + (f": {last['note']}" if last["note"] else ""),
+                f"{last['by']} at {short(last['at'])}"
+                + (f": {last['note']}" if last["note"] else ""),
             )
         elif not needed:
             state, detail = "done", f"not needed ({incident.get('priority')})"

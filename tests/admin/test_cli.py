@@ -202,7 +202,11 @@ async def test_every_command_shows_the_services_real_values(
     listed = await cli.json("events", "list", "--days", "3")
     assert [e["id"] for e in listed["events"]] == [added["id"]]
     handoff = await cli("oncall", "handoff", "--shift", "night", "-o", "markdown")
-    assert "maintenance: PostgreSQL 16 upgrade" in handoff.stdout
+    ends = tomorrow + timedelta(hours=2)
+    assert (
+        f"maintenance: PostgreSQL 16 upgrade ({tomorrow:%Y-%m-%d} 02:00 UTC to "
+        f"{ends:%Y-%m-%d} 04:00 UTC)" in handoff.stdout
+    )
     assert "NOT communicated yet" in handoff.stdout
     assert (await cli.json("events", "communicated", str(added["id"])))["communicated"] is True
     posted = await cli("oncall", "handoff", "--post", "--by", "ada", "-o", "markdown")
@@ -239,7 +243,15 @@ async def test_every_command_shows_the_services_real_values(
     markdown = (await cli("checklist", "-o", "markdown")).stdout
     assert markdown.startswith(f"# TenSafe Daily Operations - {datetime.now(UTC).date()}")
     assert "___" not in markdown
-    assert "- [x] ✅ Overnight incidents reviewed — ada at" in markdown
+    assert re.search(
+        r"\n- \[x\] ✅ Overnight incidents reviewed — ada at \d{4}-\d\d-\d\d \d\d:\d\d UTC: "
+        r"two overnight, both resolved\n",
+        markdown,
+    ), markdown
+    assert re.search(
+        r"\n- ada \(morning.incidents_reviewed, \d{4}-\d\d-\d\d \d\d:\d\d UTC\): two overnight",
+        markdown,
+    ), markdown
     assert "- [x] ✅ On-call handoff posted — ada at" in markdown
     assert "- [x] ✅ Daily metrics recorded" in markdown
     watch = sum(1 for c in enterprise["customers"] if c["band"] == "watch")

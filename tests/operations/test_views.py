@@ -125,7 +125,7 @@ def test_incidents_since_with_open_ones_and_marks_of_yesterday() -> None:
     assert result["opened_in_window"] == 1
     first = {c["key"]: c for c in result["incidents"][0]["checklist"]}
     assert first["root_cause"]["state"] == "done"
-    assert first["root_cause"]["detail"] == "ada at 2026-11-26T23:10:00Z: a full disk"
+    assert first["root_cause"]["detail"] == "ada at 2026-11-26 23:10 UTC: a full disk"
     assert first["post_mortem"]["state"] == "open"  # P1: needed, not marked
     second = {c["key"]: c for c in result["incidents"][1]["checklist"]}
     assert second["resolved_or_escalated"]["state"] == "failed"
