@@ -194,11 +194,14 @@ def _own_reasons(p: Picture, sources: list[dict[str, Any]]) -> list[str]:
     """Why this service's own data or alerting needs watching (yellow at most)."""
     reasons = []
     for source in sources:
+        name, age = source["source"], source["age_seconds"]
         if not source["up"]:
-            last = source["last_success"] or "never"
-            reasons.append(f"source {source['source']} is down (last success: {last})")
+            reasons.append(f"source {name} is down (last success: {short(source['last_success'])})")
+        elif source["stale"] and age is None:
+            reasons.append(f"source {name} is stale (no success yet)")
         elif source["stale"]:
-            reasons.append(f"source {source['source']} is stale ({source['age_seconds']:.0f}s old)")
+            old = f"{age:.0f}s" if age < 120 else duration_text(age)
+            reasons.append(f"source {name} is stale ({old} old)")
     webhook = p.webhook or {}
     dead = sum((webhook.get("dead_letters") or {}).values())
     if dead:

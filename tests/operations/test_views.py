@@ -187,3 +187,22 @@ def test_the_lights_own_reasons_count_in_the_right_number() -> None:
     )
     assert "3 alerts unacknowledged past the respond-by time" in many["reasons"]
     assert "2 webhook deliveries dead-lettered (tensafe-admin alerts list)" in many["reasons"]
+
+
+def test_stale_and_down_sources_read_as_times_people_use() -> None:
+    at = NOW.timestamp()
+    freshness = [
+        {"source": "stripe", "up": True, "last_success": at - 1201, "interval": 60},
+        {"source": "usage", "up": True, "last_success": at - 90, "interval": 10},
+        {"source": "health", "up": True, "last_success": None, "interval": 10},
+        {"source": "zendesk", "up": False, "last_success": at - 7200, "interval": 60},
+        {"source": "pagerduty", "up": False, "last_success": None, "interval": 60},
+    ]
+    reasons = views.status(picture(freshness=freshness))["reasons"]
+    assert reasons[-5:] == [
+        "source stripe is stale (20 min old)",
+        "source usage is stale (90s old)",
+        "source health is stale (no success yet)",
+        "source zendesk is down (last success: 2026-11-27 12:30 UTC)",
+        "source pagerduty is down (last success: never)",
+    ]
