@@ -10,6 +10,7 @@ import exporter
 import operations
 import webhook
 from tensafe_ops import __version__, metrics
+from tensafe_ops.bodies import undecodable_bodies
 from tensafe_ops.clock import Clock, utcnow
 from tensafe_ops.keys import (
     API_READ_AUTH_KEY,
@@ -74,7 +75,7 @@ def make_app(
 ) -> web.Application:
     """The application. `exporter_clock` (default: `clock`) is what business values are
     measured with; a demo passes its world's clock there, the rest stays on `clock`."""
-    app = web.Application(client_max_size=1024**2)
+    app = web.Application(client_max_size=1024**2, middlewares=[undecodable_bodies])
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock
     app[EXPORTER_CLOCK_KEY] = exporter_clock or clock

@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
+from tensafe_ops.bodies import undecodable
 from tensafe_ops.clock import Clock
 from tensafe_ops.keys import API_READ_AUTH_KEY
 from tensafe_ops.log import get_logger
@@ -99,14 +100,9 @@ async def read_body(webhook: Webhook, request: web.Request) -> bytes | web.Respo
     limit = webhook.cfg.body_limit_bytes
     try:
         body = await read_limited(request, limit)
-    except web.RequestPayloadError:
+    except web.RequestPayloadError as exc:
         webhook.stats.rejected["bad_request"] += 1
-        encoding = request.headers.get("Content-Encoding", "")
-        response = error(
-            400, "body cannot be decoded", field="<body>", detail=f"not valid {encoding}"[:100]
-        )
-        response.force_close()  # the rest of the stream cannot be read either
-        return response
+        return undecodable(request, exc)
     if body is None:
         webhook.stats.rejected["too_large"] += 1
         return error(413, f"body larger than {limit} bytes")
