@@ -42,11 +42,19 @@ async def within(work: Coroutine[Any, Any, T], seconds: float, keep: set[asyncio
     cancelled task go. So the call gets a task, the caller stops waiting for it after
     `seconds` (TimeoutError), and the task finishes whenever the database answers (or the
     connection dies); it is kept in `keep` meanwhile so that shutdown can wait for it.
-    A write started this way also completes when the client goes away."""
+    A write started this way also completes when the client goes away.
+
+    `asyncio.wait` rather than `wait_for(shield(task))`: it never cancels the task, and a
+    cancellation of the caller always reaches the caller. Python 3.11's `wait_for` returns the
+    result instead when the task finishes in the same step, and a loop cancelled at shutdown
+    (the operator's recorder) then went on running."""
     task = asyncio.create_task(work)
     keep.add(task)
     task.add_done_callback(keep.discard)
-    return await asyncio.wait_for(asyncio.shield(task), seconds)
+    done, _ = await asyncio.wait((task,), timeout=seconds)
+    if not done:
+        raise TimeoutError
+    return task.result()
 
 
 def create_engine(url: str) -> AsyncEngine:
