@@ -45,7 +45,7 @@ def setup(app: web.Application, cfg: OperatorConfig, api_auth: Auth | None) -> N
         raise ValueError("the operator API needs api_auth (credentials or `none`)")
     ops = Operations(
         cfg=cfg,
-        store=OperatorStore(app[STATE_STORE_KEY].engine),
+        store=OperatorStore(app[STATE_STORE_KEY].engine, cfg.store_timeout),
         clock=app[CLOCK_KEY],
         api_auth=api_auth,
         exporter=app.get(EXPORTER_VIEW_KEY),
@@ -64,6 +64,8 @@ async def _session(app: web.Application) -> AsyncIterator[None]:
     ops.started_at = ops.clock()
     yield
     await ops.session.close()
+    if ops.store.pending:  # writes whose requests were answered 503: let them end
+        await asyncio.wait(set(ops.store.pending), timeout=2 * ops.cfg.store_timeout)
 
 
 async def _record_forever(ops: Operations) -> None:

@@ -105,6 +105,9 @@ class OperatorConfig(Model):
     prometheus_url: str | None = None
     """Base URL of the Prometheus that scrapes the product (and this service)."""
     prometheus_timeout: Seconds = 5.0
+    store_timeout: Seconds = 10.0
+    """Every state-database call of a request (and of the recorder) waits at most this; a
+    request then answers 503, as the webhook's do after `webhook.store_timeout`."""
     prometheus_override: Literal["off", "loopback"] = "off"
     """Whether a client may name another Prometheus with `X-Prometheus-URL` (tensafe-admin's
     --prometheus-url): only loopback URLs, and only when set to `loopback` (the demo does)."""

@@ -5,18 +5,24 @@ Writes that must happen once a day across replicas are conditional UPDATEs (`cla
 so only one replica posts a summary; a record stored again simply replaces the earlier one.
 """
 
+import asyncio
+import functools
 import json
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from operations.tables import daily, events, marks
+from tensafe_ops.storage import within
 
 EVENT_KINDS = ("maintenance", "demo", "onboarding", "campaign", "spike", "other")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def ts(moment: datetime) -> float:
@@ -78,18 +84,37 @@ def mark_json(row: Any) -> dict[str, Any]:
     }
 
 
+def bounded(
+    call: "Callable[Concatenate[OperatorStore, P], Coroutine[Any, Any, T]]",
+) -> "Callable[Concatenate[OperatorStore, P], Coroutine[Any, Any, T]]":
+    """A store method waited for at most the store's `timeout` (then TimeoutError, which the
+    API answers 503), even on a database that accepts connections and never answers: the call
+    runs in a task of its own, left to finish when it can (`tensafe_ops.storage.within`)."""
+
+    @functools.wraps(call)
+    async def bounded_call(store: "OperatorStore", /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await within(call(store, *args, **kwargs), store.timeout, store.pending)
+
+    return bounded_call
+
+
 class OperatorStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, timeout: float = 10.0) -> None:
         self.engine = engine
+        self.timeout = timeout
+        self.pending: set[asyncio.Task[Any]] = set()
+        """Calls still running after their caller stopped waiting; shutdown waits for them."""
 
     # -- daily records -----------------------------------------------------------------------
 
+    @bounded
     async def day(self, day: date) -> DayRow | None:
         async with self.engine.connect() as conn:
             found = await conn.execute(sa.select(daily).where(daily.c.day == day.isoformat()))
             row = found.mappings().one_or_none()
         return None if row is None else _day_row(row)
 
+    @bounded
     async def days(self, first: date, last: date) -> list[DayRow]:
         query = (
             sa.select(daily)
@@ -103,6 +128,7 @@ class OperatorStore:
         stmt = _insert(conn)(daily).values(day=day.isoformat()).on_conflict_do_nothing()
         await conn.execute(stmt)
 
+    @bounded
     async def save_morning(
         self, day: date, numbers: dict[str, Any], now: datetime, *, replace: bool
     ) -> bool:
@@ -110,6 +136,7 @@ class OperatorStore:
         when this call stored them)."""
         return await self._save(day, daily.c.morning, daily.c.morning_at, numbers, now, replace)
 
+    @bounded
     async def save_record(
         self, day: date, record: dict[str, Any], now: datetime, *, replace: bool
     ) -> bool:
@@ -133,6 +160,7 @@ class OperatorStore:
             done = await conn.execute(query.values(values).returning(daily.c.day))
             return done.scalar_one_or_none() is not None
 
+    @bounded
     async def claim_post(self, day: date, now: datetime) -> bool:
         """True for exactly one caller per day (the one that posts the summary)."""
         async with self.engine.begin() as conn:
@@ -146,6 +174,7 @@ class OperatorStore:
 
     # -- checklist marks -----------------------------------------------------------------------
 
+    @bounded
     async def add_mark(
         self, day: date, step: str, by: str, note: str, now: datetime
     ) -> dict[str, Any]:
@@ -154,6 +183,7 @@ class OperatorStore:
             added = await conn.execute(sa.insert(marks).values(values).returning(*marks.c))
             return mark_json(added.mappings().one())
 
+    @bounded
     async def marks(self, day: date) -> list[dict[str, Any]]:
         query = sa.select(marks).where(marks.c.day == day.isoformat()).order_by(marks.c.id)
         async with self.engine.connect() as conn:
@@ -161,6 +191,7 @@ class OperatorStore:
 
     # -- planned events ------------------------------------------------------------------------
 
+    @bounded
     async def add_event(
         self,
         start: datetime,
@@ -184,6 +215,7 @@ class OperatorStore:
             added = await conn.execute(sa.insert(events).values(values).returning(*events.c))
             return event_json(added.mappings().one())
 
+    @bounded
     async def events(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Events overlapping [start, end), by start time."""
         query = (
@@ -194,6 +226,7 @@ class OperatorStore:
         async with self.engine.connect() as conn:
             return [event_json(r) for r in (await conn.execute(query)).mappings()]
 
+    @bounded
     async def update_event(self, event_id: int, communicated: bool) -> dict[str, Any] | None:
         async with self.engine.begin() as conn:
             done = await conn.execute(
@@ -205,6 +238,7 @@ class OperatorStore:
             row = done.mappings().one_or_none()
         return None if row is None else event_json(row)
 
+    @bounded
     async def remove_event(self, event_id: int) -> bool:
         async with self.engine.begin() as conn:
             done = await conn.execute(
@@ -214,6 +248,7 @@ class OperatorStore:
 
     # -- retention -----------------------------------------------------------------------------
 
+    @bounded
     async def prune(self, today: date, keep_days: int) -> int:
         """Delete days, marks and ended events older than `keep_days` days. Returns the number
         of days deleted."""

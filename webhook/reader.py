@@ -49,6 +49,9 @@ def slack_text_message(text: str, channel: str | None) -> dict[str, Any]:
 
 
 class WebhookReader:
+    """Every database call is bounded by `store_timeout` (TimeoutError: the operator API
+    answers 503), as the webhook's own handlers' are (`Webhook.shielded`)."""
+
     def __init__(self, webhook: Webhook) -> None:
         self.webhook = webhook
 
@@ -60,18 +63,21 @@ class WebhookReader:
             query = query.where(alerts.c.state == state)
         if since is not None:
             query = query.where(alerts.c.first_received_at >= ts(since))
-        async with self.webhook.store.engine.connect() as conn:
-            rows = [dict(r) for r in (await conn.execute(query)).mappings()]
+        rows = await self.webhook.shielded(self._rows(query))
         return [alert_json(row, now) for row in rows]
 
+    async def _rows(self, query: sa.Select[Any]) -> list[dict[str, Any]]:
+        async with self.webhook.store.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings()]
+
     async def maintenance(self, now: datetime, include_past: bool) -> list[dict[str, Any]]:
-        rows = await self.webhook.store.list_maintenance(now, include_past)
+        rows = await self.webhook.shielded(self.webhook.store.list_maintenance(now, include_past))
         return [maintenance_json(row) for row in rows]
 
     async def health(self, now: datetime) -> dict[str, Any]:
         """Read live (the metrics' gauges are only as fresh as the last sweep)."""
-        gauges = await self.webhook.store.gauges(now)
-        backlog = await self.webhook.journal.backlog(now)
+        gauges = await self.webhook.shielded(self.webhook.store.gauges(now))
+        backlog = await self.webhook.shielded(self.webhook.journal.backlog(now))
         open_alerts: dict[str, int] = {}
         unacknowledged: dict[str, int] = {}
         for (severity, acknowledged), count in gauges.open_alerts.items():
@@ -99,6 +105,9 @@ class WebhookReader:
             raise KeyError(destination)
         payload = slack_text_message(text, slack.channel)
         delivery = NewDelivery("slack", destination, "message", payload, key)
+        return await self.webhook.shielded(self._enqueue(delivery, key, now))
+
+    async def _enqueue(self, delivery: NewDelivery, key: str, now: datetime) -> int:
         async with self.webhook.store.writing() as conn:
             await enqueue(conn, [(NO_ALERT_ID, delivery)], now)
             found = await conn.execute(

@@ -63,3 +63,11 @@ class FreezingProxy:
         for task in list(self._pipes):
             task.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
+
+
+async def in_front_of(database_url: str) -> tuple[FreezingProxy, str]:
+    """A started proxy in front of a PostgreSQL URL on 127.0.0.1, and the URL through it."""
+    address = database_url.split("@127.0.0.1:")[1].split("/", maxsplit=1)[0]
+    proxy = FreezingProxy("127.0.0.1", int(address))
+    port = await proxy.start()
+    return proxy, database_url.replace(f"@127.0.0.1:{address}/", f"@127.0.0.1:{port}/")

@@ -9,7 +9,7 @@ import asyncio
 import time
 from typing import Any
 
-from tests.adversarial.freezing_proxy import FreezingProxy
+from tests.adversarial.freezing_proxy import in_front_of
 from tests.webhook.am import API, AUTH, am_alert, ingest, metric, notification, start
 from webhook.handlers import WEBHOOK_KEY
 
@@ -34,9 +34,7 @@ async def timed(request: Any) -> tuple[int, float]:
 async def test_a_frozen_database_gets_prompt_503s_and_bounded_memory(
     aiohttp_client, tmp_path, pg_url, clock
 ) -> None:  # type: ignore[no-untyped-def]
-    proxy = FreezingProxy("127.0.0.1", int(pg_url.split("@127.0.0.1:")[1].split("/")[0]))
-    port = await proxy.start()
-    url = pg_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{port}/")
+    proxy, url = await in_front_of(pg_url)
     client = await start(
         aiohttp_client,
         tmp_path,
