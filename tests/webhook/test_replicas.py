@@ -70,7 +70,9 @@ async def two_replicas_sending(
         "webhook_url": str(slack.make_url(f"/services/{ALERTS_WEBHOOK}")),
         "rate_per_second": 3,
     }
-    dispatch = {"poll_interval": 0.1, "lease_seconds": 60, "request_timeout": 5}
+    # Small claims, so that both replicas hold some of the messages at any time (one claim of
+    # the default 20 could take them all, and the control below would see no overlap).
+    dispatch = {"poll_interval": 0.1, "lease_seconds": 60, "request_timeout": 5, "batch_size": 2}
     clients = [
         await aiohttp_client(
             webhook_app(tmp_path, pg_url, clock, destinations=destinations, dispatch=dispatch)
@@ -89,16 +91,16 @@ async def test_two_replicas_keep_a_destinations_rate_limit_together(
     clock: FakeClock,
 ) -> None:
     inbox, clients = await two_replicas_sending(
-        aiohttp_server, aiohttp_client, tmp_path, pg_url, clock, count=18
+        aiohttp_server, aiohttp_client, tmp_path, pg_url, clock, count=24
     )
 
     async def all_sent() -> bool:
-        return await sent(clients[0]) == 18
+        return await sent(clients[0]) == 24
 
     await until(all_sent, 60)
     assert inbox.rejected == []  # not one 429
     texts = [m.payload["text"] for m in inbox.messages]
-    assert len(texts) == len(set(texts)) == 18  # each once
+    assert len(texts) == len(set(texts)) == 24  # each once
     owners = [c.app[webhook.DISPATCHER_KEY].owners.owned() for c in clients]
     assert sorted(len(o) for o in owners) == [0, 1]  # one replica sends to #alerts
     metrics = [await (await c.get("/metrics")).text() for c in clients]
@@ -118,7 +120,7 @@ async def test_control_each_replica_pacing_alone_gets_throttled(
     shared budget): together they exceed the limit, so the test above can fail."""
     monkeypatch.setattr(webhook, "open_owners", lambda *_: LocalOwners())
     inbox, _ = await two_replicas_sending(
-        aiohttp_server, aiohttp_client, tmp_path, pg_url, clock, count=18
+        aiohttp_server, aiohttp_client, tmp_path, pg_url, clock, count=24
     )
 
     async def throttled() -> bool:
