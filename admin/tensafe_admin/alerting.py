@@ -6,7 +6,6 @@ import click
 
 from tensafe_admin import timefmt
 from tensafe_admin.base import Run, checked, common, main, start
-from tensafe_admin.render import both
 from tensafe_admin.timefmt import ago
 
 # -- the webhook's alerts and maintenance windows --------------------------------------------
@@ -51,10 +50,9 @@ def alerts_list(state: str | None, severity: str | None, limit: int, **options: 
                 left,
             ]
         )
-    rendered, markdown = both(
-        "Alerts", ["ID", "Alert", "Severity", "State", "Summary", "Respond by", "Left"], rows
+    run.table(
+        data, "Alerts", ["ID", "Alert", "Severity", "State", "Summary", "Respond by", "Left"], rows
     )
-    run.emit(data, rendered, markdown)
 
 
 @alerts.command("ack")
@@ -137,8 +135,7 @@ def maintenance_start(
         "by": by,
     }
     data = run.client.post("/api/v1/maintenance", body)
-    rendered, markdown = both("Maintenance window", WINDOW_COLUMNS, _window_rows(run, [data]))
-    run.emit(data, rendered, markdown)
+    run.table(data, "Maintenance window", WINDOW_COLUMNS, _window_rows(run, [data]))
 
 
 @maintenance.command("list")
@@ -154,10 +151,7 @@ def maintenance_list(include_past: bool, **options: Any) -> None:
     """
     run = start(**options)
     data = run.client.get("/api/v1/maintenance", all="true" if include_past else None)
-    rendered, markdown = both(
-        "Maintenance windows", WINDOW_COLUMNS, _window_rows(run, data["windows"])
-    )
-    run.emit(data, rendered, markdown)
+    run.table(data, "Maintenance windows", WINDOW_COLUMNS, _window_rows(run, data["windows"]))
 
 
 @maintenance.command("end")
@@ -173,5 +167,4 @@ def maintenance_end(window_id: int, **options: Any) -> None:
     """
     run = start(**options)
     data = run.client.post(f"/api/v1/maintenance/{window_id}/end")
-    rendered, markdown = both("Maintenance window ended", WINDOW_COLUMNS, _window_rows(run, [data]))
-    run.emit(data, rendered, markdown)
+    run.table(data, "Maintenance window ended", WINDOW_COLUMNS, _window_rows(run, [data]))

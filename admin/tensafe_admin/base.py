@@ -11,7 +11,7 @@ or answers an error.
 
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, NoReturn, TypeVar
@@ -21,6 +21,7 @@ from rich.console import Console, RenderableType
 
 from tensafe_admin import __version__, timefmt
 from tensafe_admin.client import AdminError, Client, resolve
+from tensafe_admin.render import both
 from tensafe_admin.timefmt import local
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,6 +45,17 @@ class Run:
             click.echo(markdown if markdown is not None else plain)
         else:
             self.out.print(rendered)
+
+    def table(
+        self,
+        data: Any,
+        title: str,
+        columns: Sequence[str],
+        rows: list[list[Any]],
+        notes: Sequence[str] = (),
+    ) -> None:
+        """The answer as one titled table with notes under it (or as JSON)."""
+        self.emit(data, *both(title, columns, rows, notes))
 
     def time(self, value: str | None) -> str:
         return local(value, self.tz)

@@ -111,8 +111,7 @@ def incidents_list(since: str, **options: Any) -> None:
         f"{data['open_total']} open in all. Mark a step: tensafe-admin incidents mark ID STEP"
     ]
     columns = ["ID", "Priority", "Status", "Title", "Opened", *CHECK_LABEL.values()]
-    rendered, markdown = both("Incidents", columns, rows, notes)
-    run.emit(data, rendered, markdown)
+    run.table(data, "Incidents", columns, rows, notes)
 
 
 @incidents.command("mark")
@@ -175,13 +174,13 @@ def morning_snapshot(**options: Any) -> None:
         )
     source = {r["yesterday_source"] for r in data["rows"]} - {None}
     notes = [f"Yesterday from: {', '.join(sorted(source)) or 'nothing stored yet'}"]
-    rendered, markdown = both(
+    run.table(
+        data,
         f"Key numbers, {data['day']}",
         ["Metric", "Yesterday", "Today", "Trend", "Concern if", ""],
         rows,
         notes,
     )
-    run.emit(data, rendered, markdown)
     prometheus_verdict(data["prometheus"])
 
 
@@ -379,13 +378,13 @@ def customers_at_risk(limit: int, **options: Any) -> None:
         f"{band}: {b['customers']} ({_money(b['mrr'], data['currency'])})"
         for band, b in data["bands"].items()
     )
-    rendered, markdown = both(
+    run.table(
+        data,
         f"At-risk customers ({data['total']})",
         ["Customer", "Health", "Last active", "MRR", "Risk indicators", "Action"],
         rows,
         [f"Bands: {bands}"],
     )
-    run.emit(data, rendered, markdown)
 
 
 @customers.command("enterprise-status")
@@ -426,7 +425,8 @@ def customers_enterprise(**options: Any) -> None:
         f"{len(data['upcoming_maintenance'])} maintenance windows in the next 7 days",
         "For people: " + "; ".join(data["people_checks"]),
     ]
-    rendered, markdown = both(
+    run.table(
+        data,
         "Enterprise customers",
         [
             "Customer",
@@ -441,7 +441,6 @@ def customers_enterprise(**options: Any) -> None:
         rows,
         notes,
     )
-    run.emit(data, rendered, markdown)
 
 
 # -- Steps 7 and 8 -----------------------------------------------------------------------------
@@ -488,10 +487,7 @@ def pulse(**options: Any) -> None:
     ]
     if not data["morning_recorded"]:
         notes.insert(0, "No morning numbers stored yet today (stored at 08:00 UTC).")
-    rendered, markdown = both(
-        "Since the morning", ["Metric", "Morning", "Now", "Change"], rows, notes
-    )
-    run.emit(data, rendered, markdown)
+    run.table(data, "Since the morning", ["Metric", "Morning", "Now", "Change"], rows, notes)
     prometheus_verdict(data["prometheus"])
 
 
@@ -539,8 +535,5 @@ def capacity(**options: Any) -> None:
         "prepare customer communication, test critical paths"
         for e in data["events_next_24h"]
     ]
-    rendered, markdown = both(
-        "Capacity", ["Resource", "Current", "Threshold", "", "Action"], rows, notes
-    )
-    run.emit(data, rendered, markdown)
+    run.table(data, "Capacity", ["Resource", "Current", "Threshold", "", "Action"], rows, notes)
     prometheus_verdict(data["prometheus"])

@@ -81,8 +81,7 @@ def events_add(
         "by": by,
     }
     data = run.client.post("/api/v1/events", body)
-    rendered, markdown = both("Event added", EVENT_COLUMNS, _event_rows(run, [data]))
-    run.emit(data, rendered, markdown)
+    run.table(data, "Event added", EVENT_COLUMNS, _event_rows(run, [data]))
 
 
 def start_run(options: dict[str, Any]) -> Run:
@@ -105,8 +104,7 @@ def events_list(days: int, **options: Any) -> None:
     run = start(**options)
     until = (timefmt.moment("now", run.tz) + timedelta(days=days)).isoformat()
     data = run.client.get("/api/v1/events", to=until)
-    rendered, markdown = both("Planned events", EVENT_COLUMNS, _event_rows(run, data["events"]))
-    run.emit(data, rendered, markdown)
+    run.table(data, "Planned events", EVENT_COLUMNS, _event_rows(run, data["events"]))
 
 
 @events.command("remove")
@@ -138,8 +136,7 @@ def events_communicated(event_id: int, **options: Any) -> None:
     """
     run = start(**options)
     data = run.client.request("PATCH", f"/api/v1/events/{event_id}", json={"communicated": True})
-    rendered, markdown = both("Event", EVENT_COLUMNS, _event_rows(run, [data]))
-    run.emit(data, rendered, markdown)
+    run.table(data, "Event", EVENT_COLUMNS, _event_rows(run, [data]))
 
 
 # -- Step 11 ----------------------------------------------------------------------------------

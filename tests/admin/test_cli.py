@@ -22,8 +22,8 @@ from click.testing import CliRunner, Result
 from tensafe_admin.cli import main
 
 from tensafe_ops.sandbox.server import DEMO_SLACK_WEBHOOKS, RunningWorld
-from tests.operations.conftest import demo_client, get
-from tests.operations.stack import Product, product_and_prometheus, wait_for
+from tests.operations.conftest import demo_client, demo_with_prometheus, get
+from tests.operations.stack import Product, wait_for
 from tests.webhook.am import am_alert, ingest, notification
 
 
@@ -57,10 +57,8 @@ async def test_status_quick_exits_with_the_light_and_says_why(
     aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
 ) -> None:
     product = Product(error_percent=0.5, gpu_percent=85.0)
-    async with product_and_prometheus(tmp_path / "prometheus", product) as prometheus:
-        client = await demo_client(
-            aiohttp_client, demo_world, tmp_path, prometheus_url=prometheus.url
-        )
+    async with demo_with_prometheus(aiohttp_client, demo_world, tmp_path, product) as demo:
+        client = demo.client
         cli = cli_for(client)
         result = await cli("status", "--quick", "-o", "table")
         assert result.exit_code == 1, result.stderr  # yellow
@@ -91,13 +89,13 @@ async def test_status_quick_exits_with_the_light_and_says_why(
         assert "because CPU " in capacity and "<= 70%, memory " in capacity
 
         product.pods_ready = 1
-        await wait_for(prometheus.url, 'sum(kube_pod_status_ready{condition="true"})', 1)
+        await wait_for(demo.prometheus.url, 'sum(kube_pod_status_ready{condition="true"})', 1)
         result = await cli("status", "--quick", "-o", "table")
         assert result.exit_code == 2  # red
         assert "Active pods 1 is critical (< 2)" in result.stdout
         assert "Scale immediately" in result.stdout  # the action if critical
 
-        await prometheus.stop()
+        await demo.prometheus.stop()
         result = await cli("status", "--quick", "-o", "table")
         assert result.exit_code == 3  # unknown, never green
         assert "Traffic light: UNKNOWN" in result.stdout

@@ -10,8 +10,8 @@ from typing import Any
 
 from tensafe_ops.sandbox.server import RunningWorld
 from tests.admin.test_cli import cli_for
-from tests.operations.conftest import demo_client
-from tests.operations.stack import Product, product_and_prometheus
+from tests.operations.conftest import demo_with_prometheus
+from tests.operations.stack import Product
 
 README = Path(__file__).parents[2] / "README.md"
 RULE = re.compile(r"^\s*━+\s*$")
@@ -73,10 +73,8 @@ def test_the_routine_is_in_the_readme() -> None:
 async def test_readme_routine_matches_what_the_commands_print(
     aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
 ) -> None:
-    async with product_and_prometheus(tmp_path / "prometheus", Product()) as prometheus:
-        client = await demo_client(
-            aiohttp_client, demo_world, tmp_path, prometheus_url=prometheus.url
-        )
+    async with demo_with_prometheus(aiohttp_client, demo_world, tmp_path, Product()) as demo:
+        client = demo.client
         cli = cli_for(client)
         for command, shown in routine():
             result = await cli(*shlex.split(command))

@@ -1,8 +1,10 @@
 """The demo world (the sandbox's simulated upstreams) and the service on it with the operator
 API, as `tensafe-ops serve --demo` runs them; optionally a real Prometheus."""
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -12,6 +14,7 @@ from tensafe_ops.app import make_app
 from tensafe_ops.clock import Clock, utcnow
 from tensafe_ops.sandbox.server import RunningWorld
 from tensafe_ops.settings import parse_settings
+from tests.operations.stack import Product, RunningPrometheus, product_and_prometheus
 from tests.test_demo import SOURCES, demo_world, scrape_until_up
 
 __all__ = ["demo_world"]
@@ -38,6 +41,23 @@ async def demo_client(
     client: TestClient = await aiohttp_client(demo_app(world, tmp_path, **operator))  # type: ignore[type-arg]
     await scrape_until_up(client)
     return client
+
+
+class DemoOnPrometheus(NamedTuple):
+    client: TestClient  # type: ignore[type-arg]
+    prometheus: RunningPrometheus
+
+
+@contextlib.asynccontextmanager
+async def demo_with_prometheus(
+    aiohttp_client: Any, world: RunningWorld, tmp_path: Path, product: Product, **operator: Any
+) -> AsyncIterator[DemoOnPrometheus]:
+    """The demo service whose operator API asks a real Prometheus that scrapes `product`."""
+    async with product_and_prometheus(tmp_path / "prometheus", product) as prometheus:
+        client = await demo_client(
+            aiohttp_client, world, tmp_path, prometheus_url=prometheus.url, **operator
+        )
+        yield DemoOnPrometheus(client, prometheus)
 
 
 async def metric_values(client: TestClient, name: str) -> dict[tuple[tuple[str, str], ...], float]:  # type: ignore[type-arg]

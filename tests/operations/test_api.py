@@ -14,8 +14,14 @@ import pytest
 from operations import OPERATIONS_KEY, rules
 from operations.service import due_parts
 from tensafe_ops.sandbox.server import DEMO_SLACK_WEBHOOKS, RunningWorld
-from tests.operations.conftest import demo_client, get, metric_value, metric_values
-from tests.operations.stack import Product, product_and_prometheus, wait_for
+from tests.operations.conftest import (
+    demo_client,
+    demo_with_prometheus,
+    get,
+    metric_value,
+    metric_values,
+)
+from tests.operations.stack import Product, wait_for
 
 
 def tiles(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -138,10 +144,8 @@ async def test_with_prometheus_values_bands_and_light_follow_the_product(
     aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
 ) -> None:
     product = Product(error_percent=0.5, gpu_percent=85.0, pods_ready=3)
-    async with product_and_prometheus(tmp_path / "prometheus", product) as prometheus:
-        client = await demo_client(
-            aiohttp_client, demo_world, tmp_path, prometheus_url=prometheus.url
-        )
+    async with demo_with_prometheus(aiohttp_client, demo_world, tmp_path, product) as demo:
+        client = demo.client
         status = await get(client, "/api/v1/status")
         by_key = tiles(status)
         assert by_key["error_rate_1h"]["value"] == pytest.approx(0.5, abs=1e-6)
@@ -185,8 +189,8 @@ async def test_with_prometheus_values_bands_and_light_follow_the_product(
 
         # Two pods fail readiness and the GPUs saturate: red.
         product.pods_ready, product.gpu_percent = 1, 95.0
-        await wait_for(prometheus.url, 'sum(kube_pod_status_ready{condition="true"})', 1)
-        await wait_for(prometheus.url, "avg(DCGM_FI_DEV_GPU_UTIL)", 95)
+        await wait_for(demo.prometheus.url, 'sum(kube_pod_status_ready{condition="true"})', 1)
+        await wait_for(demo.prometheus.url, "avg(DCGM_FI_DEV_GPU_UTIL)", 95)
         status = await get(client, "/api/v1/status")
         assert (status["light"], status["exit_code"]) == ("red", 2)
         by_key = tiles(status)
@@ -195,7 +199,7 @@ async def test_with_prometheus_values_bands_and_light_follow_the_product(
         assert "Active pods 1 is critical (< 2)" in status["reasons"]
         assert "GPU utilization 95.0% is critical (> 90%)" in status["reasons"]
 
-        await prometheus.stop()
+        await demo.prometheus.stop()
         status = await get(client, "/api/v1/status")
         assert (status["light"], status["exit_code"]) == ("unknown", 3)
         assert status["prometheus"]["reachable"] is False
@@ -207,10 +211,8 @@ async def test_green_when_every_light_tile_is_healthy(
     aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
 ) -> None:
     product = Product(error_percent=0.05, gpu_percent=50.0, pods_ready=4)
-    async with product_and_prometheus(tmp_path / "prometheus", product) as prometheus:
-        client = await demo_client(
-            aiohttp_client, demo_world, tmp_path, prometheus_url=prometheus.url
-        )
+    async with demo_with_prometheus(aiohttp_client, demo_world, tmp_path, product) as demo:
+        client = demo.client
         status = await get(client, "/api/v1/status")
         assert (status["light"], status["exit_code"]) == ("green", 0), status["reasons"]
         assert status["reasons"] == ["all systems operational"]
@@ -221,10 +223,8 @@ async def test_daily_record_marks_checklist_and_slack_posts(
     aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
 ) -> None:
     product = Product(error_percent=0.5, error_percent_yesterday=0.25)
-    async with product_and_prometheus(tmp_path / "prometheus", product) as prometheus:
-        client = await demo_client(
-            aiohttp_client, demo_world, tmp_path, prometheus_url=prometheus.url
-        )
+    async with demo_with_prometheus(aiohttp_client, demo_world, tmp_path, product) as demo:
+        client = demo.client
         ops = client.app[OPERATIONS_KEY]
         today = datetime.now(UTC).date()
 

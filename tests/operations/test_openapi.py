@@ -21,8 +21,8 @@ from schemathesis.specs.openapi.checks import (
 
 from operations.openapi import full_spec
 from tensafe_ops.sandbox.server import RunningWorld
-from tests.operations.conftest import demo_client, get
-from tests.operations.stack import Product, product_and_prometheus
+from tests.operations.conftest import demo_with_prometheus, get
+from tests.operations.stack import Product
 
 EXAMPLES = 20
 """Cases per operation: the run stays well under a minute on two cores."""
@@ -61,10 +61,8 @@ def fuzz(spec: dict[str, Any], base_url: str) -> list[str]:
 async def test_every_operation_answers_as_documented(
     aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
 ) -> None:
-    async with product_and_prometheus(tmp_path / "prometheus", Product()) as prometheus:
-        client = await demo_client(
-            aiohttp_client, demo_world, tmp_path, prometheus_url=prometheus.url
-        )
+    async with demo_with_prometheus(aiohttp_client, demo_world, tmp_path, Product()) as demo:
+        client = demo.client
         spec = await get(client, "/api/v1/openapi.json")
         assert spec["openapi"] == "3.1.0"
         documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
