@@ -104,6 +104,12 @@ class RateLimiter:
         """After a 429, spend the tokens the server says we do not have."""
         self.tokens = min(self.tokens, 0.0) - seconds * self.rate
 
+    def spend_now(self) -> None:
+        """The token `acquire` took is spent only now (the request waited for something else
+        in between, such as a write): the refill counts from here, so requests stay at least
+        `1/rate` apart however long that wait was."""
+        self.updated = self.monotonic()
+
     async def acquire(self) -> None:
         async with self.lock:
             while True:

@@ -318,6 +318,8 @@ class Dispatcher:
                 unattempted.discard(delivery.id)
                 if target in SENT_ONCE and not await self._start_sending(delivery):
                     return
+                if limiter is not None:  # recording the attempt may have waited on the writer
+                    limiter.spend_now()
                 outcome = await self._send(target, delivery)
                 write = self._judge(target, delivery, outcome, limiter)
                 records.append(asyncio.ensure_future(self._recorded(target, delivery, write)))

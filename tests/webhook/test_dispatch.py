@@ -3,6 +3,7 @@ HTTP, with an injected wall clock: rate limits, Retry-After, backoff, dead lette
 at-most-once success, as an operator would observe them (outbox state, messages received)."""
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -239,6 +240,44 @@ async def test_slack_rate_limit_per_webhook_is_respected(
         unlimited_outbox.add("slack", "team1", message(f"u{i}"), clock())
     await make_dispatcher(unlimited_outbox, limited=False).drain_once("slack")
     assert ("T0001/B0001/secret-1", 429, "rate_limited") in inbox.rejected
+
+
+class SlowFirstRecord(InMemoryOutbox):
+    """The first `sending` record waits behind another writer (an ingest commit)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def start_sending(self, delivery: Delivery, now: datetime) -> bool:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+            self.delay = 0.0
+        return await super().start_sending(delivery, now)
+
+
+async def test_slack_pacing_counts_from_the_send_not_from_a_slow_record(
+    make_dispatcher: Callable[..., Dispatcher], slack_server: TestServer, clock: FakeClock
+) -> None:
+    """Slack allows one message a second. The token is taken before the attempt is recorded;
+    when that write waits 0.3 s, the next message must still go a full interval after the
+    first one was sent, not after its token was taken (it came 0.75 s after and got a 429)."""
+    inbox = inbox_of(slack_server)
+    inbox.per_second = 1
+    outbox = SlowFirstRecord(delay=0.3)
+    for i in range(3):
+        outbox.add("slack", "team0", message(f"m{i}"), clock())
+    dispatcher = make_dispatcher(
+        outbox, destinations=slack_destinations(slack_server, per_second=1)
+    )
+
+    await dispatcher.drain_once("slack")
+
+    assert inbox.rejected == []
+    received = inbox.for_webhook(WEBHOOKS["team0"])
+    assert [m["text"] for m in received] == ["m0", "m1", "m2"]
+    arrivals = [m.at for m in inbox.messages if m.webhook == WEBHOOKS["team0"]]
+    assert min(b - a for a, b in itertools.pairwise(arrivals)) >= 1.0
 
 
 def test_rate_limits_per_destination() -> None:
