@@ -1,6 +1,7 @@
 """Statements the store runs inside its transactions, and the row <-> value conversions."""
 
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from webhook.intake import NewDelivery, micros
 from webhook.messages import pagerduty_dedup_key
 from webhook.outbox import AlertView
 from webhook.payload import Alert, Notification
-from webhook.routing import Severity, Window, parse_matcher
+from webhook.routing import Matcher, Severity, Window, parse_matcher
 from webhook.sla import time_to_acknowledge
 from webhook.tables import alerts, deliveries, maintenance
 from webhook.timebounds import from_stored
@@ -86,6 +87,20 @@ def insert(conn: AsyncConnection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
+@functools.lru_cache(maxsize=256)
+def window_matchers(stored: str) -> tuple[Matcher, ...]:
+    """The parsed matchers of a window's stored JSON list. Cached: ingest reads the active
+    windows once per batch (every few notifications in a storm, and storms come during
+    maintenance), and parsing them again each time (JSON, the matcher syntax, RE2's compile
+    cache, which keeps only 128 regexes) is wasted work. The result is immutable (frozen
+    matchers in a tuple), so sharing it is safe; a row that does not parse raises each time
+    (errors are not cached) and is logged by the caller."""
+    matchers = json.loads(stored)
+    if not isinstance(matchers, list):
+        raise TypeError("matchers is not a list")
+    return tuple(parse_matcher(m) for m in matchers)
+
+
 async def active_windows(
     conn: AsyncConnection, earliest: datetime, latest: datetime
 ) -> list[Window]:
@@ -100,15 +115,12 @@ async def active_windows(
     windows: list[Window] = []
     for r in rows.mappings():
         try:
-            matchers = json.loads(r["matchers"])
-            if not isinstance(matchers, list):
-                raise TypeError("matchers is not a list")
             windows.append(
                 Window(
                     id=r["id"],
                     starts_at=from_stored(r["starts_at"]),
                     ends_at=from_stored(r["ends_at"]),
-                    matchers=tuple(parse_matcher(m) for m in matchers),
+                    matchers=window_matchers(r["matchers"]),
                     reason=r["reason"],
                 )
             )

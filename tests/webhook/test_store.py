@@ -16,6 +16,7 @@ from webhook.intake import Policy
 from webhook.outbox import OUTCOME_UNKNOWN
 from webhook.payload import Notification, parse_notification
 from webhook.retention import Pruned
+from webhook.statements import active_windows
 from webhook.store import IngestResult, WebhookStore
 from webhook.tables import deliveries
 
@@ -111,6 +112,25 @@ async def test_ha_duplicates_seconds_apart_are_not_a_repeat_interval(
     await accept(store, parsed(alert), clock())
     assert await store.staleness(None, 43200) == 43200
     assert await store.staleness(600, 43200) == 600  # explicit configuration wins
+
+
+async def test_a_windows_matchers_are_parsed_once_not_every_batch(
+    store: WebhookStore, clock: FakeClock
+) -> None:
+    """Ingest reads the active windows each batch; their regexes are not compiled again."""
+    hour = timedelta(hours=1)
+    matchers = ['alertname=~"Disk.*"', 'team!="batch"']
+    await store.add_maintenance(
+        clock() - hour, clock() + hour, matchers, "upgrade", "dana", clock()
+    )
+    async with store.engine.connect() as conn:
+        [first] = await active_windows(conn, clock(), clock())
+        [second] = await active_windows(conn, clock(), clock())
+    assert [str(m) for m in first.matchers] == ['alertname=~"Disk.*"', 'team!="batch"']
+    assert second.matchers is first.matchers
+    assert first.matchers[0].matches({"alertname": "DiskFull", "team": "api"})
+    result = await accept(store, parsed(am_alert("DiskFull", "critical")), clock())
+    assert {target for target, _ in result.destinations} == {"slack"}  # the page held back
 
 
 async def test_silenced_critical_breaches_before_going_stale(
