@@ -93,16 +93,17 @@ def make_app(
         exporter.setup(app, settings.exporter)
     if settings.runs_webhook():
         webhook.setup(app, settings.webhook)
-    _wire_operator_views(app)
+    _wire_operator_views(app, settings.operator.store_timeout)
     operations.setup(
         app, settings.operator, settings.operator.api_auth or settings.webhook.api_auth
     )
     return app
 
 
-def _wire_operator_views(app: web.Application) -> None:
-    """The operator part reads the two halves through narrow interfaces (operations.ports)."""
+def _wire_operator_views(app: web.Application, store_timeout: float) -> None:
+    """The operator part reads the two halves through narrow interfaces (operations.ports);
+    its reads of the webhook's store wait at most the operator's `store_timeout`."""
     if exporter.RUNNER_KEY in app:
         app[operations.EXPORTER_VIEW_KEY] = app[exporter.RUNNER_KEY]
     if webhook.WEBHOOK_KEY in app:
-        app[operations.ALERT_BOOK_KEY] = WebhookReader(app[webhook.WEBHOOK_KEY])
+        app[operations.ALERT_BOOK_KEY] = WebhookReader(app[webhook.WEBHOOK_KEY], store_timeout)

@@ -3,11 +3,13 @@ the management API shows them, the webhook's own health, and Slack messages thro
 (so they get the dispatcher's rate limits, retries and dead letters). It satisfies
 `operations.ports.AlertBook` structurally; the app factory wires it."""
 
+from collections.abc import Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from tensafe_ops.storage import within
 from webhook.handlers import Webhook
 from webhook.intake import NewDelivery
 from webhook.messages import SLACK_TEXT_MAX, clip
@@ -19,6 +21,7 @@ NO_ALERT_ID = 0
 """`alert_id` of a message that is about no alert (a daily summary, a handoff)."""
 SLACK_BLOCKS_MAX = 50
 ALERTS_MAX = 1000
+T = TypeVar("T")
 
 
 def slack_text_message(text: str, channel: str | None) -> dict[str, Any]:
@@ -49,11 +52,17 @@ def slack_text_message(text: str, channel: str | None) -> dict[str, Any]:
 
 
 class WebhookReader:
-    """Every database call is bounded by `store_timeout` (TimeoutError: the operator API
-    answers 503), as the webhook's own handlers' are (`Webhook.shielded`)."""
+    """Every database call is bounded by `store_timeout`, the operator API's (its
+    `operator.store_timeout`, not the webhook's: TimeoutError, and the operator API answers
+    503), and runs in a task of its own like the webhook's handlers' (`Webhook.shielded`);
+    the webhook's shutdown waits for those tasks."""
 
-    def __init__(self, webhook: Webhook) -> None:
+    def __init__(self, webhook: Webhook, store_timeout: float) -> None:
         self.webhook = webhook
+        self.store_timeout = store_timeout
+
+    async def _bounded(self, work: Coroutine[Any, Any, T]) -> T:
+        return await within(work, self.store_timeout, self.webhook.writes)
 
     async def alerts(
         self, now: datetime, *, state: str | None = None, since: datetime | None = None
@@ -63,7 +72,7 @@ class WebhookReader:
             query = query.where(alerts.c.state == state)
         if since is not None:
             query = query.where(alerts.c.first_received_at >= ts(since))
-        rows = await self.webhook.shielded(self._rows(query))
+        rows = await self._bounded(self._rows(query))
         return [alert_json(row, now) for row in rows]
 
     async def _rows(self, query: sa.Select[Any]) -> list[dict[str, Any]]:
@@ -71,13 +80,13 @@ class WebhookReader:
             return [dict(r) for r in (await conn.execute(query)).mappings()]
 
     async def maintenance(self, now: datetime, include_past: bool) -> list[dict[str, Any]]:
-        rows = await self.webhook.shielded(self.webhook.store.list_maintenance(now, include_past))
+        rows = await self._bounded(self.webhook.store.list_maintenance(now, include_past))
         return [maintenance_json(row) for row in rows]
 
     async def health(self, now: datetime) -> dict[str, Any]:
         """Read live (the metrics' gauges are only as fresh as the last sweep)."""
-        gauges = await self.webhook.shielded(self.webhook.store.gauges(now))
-        backlog = await self.webhook.shielded(self.webhook.journal.backlog(now))
+        gauges = await self._bounded(self.webhook.store.gauges(now))
+        backlog = await self._bounded(self.webhook.journal.backlog(now))
         open_alerts: dict[str, int] = {}
         unacknowledged: dict[str, int] = {}
         for (severity, acknowledged), count in gauges.open_alerts.items():
@@ -105,7 +114,7 @@ class WebhookReader:
             raise KeyError(destination)
         payload = slack_text_message(text, slack.channel)
         delivery = NewDelivery("slack", destination, "message", payload, key)
-        return await self.webhook.shielded(self._enqueue(delivery, key, now))
+        return await self._bounded(self._enqueue(delivery, key, now))
 
     async def _enqueue(self, delivery: NewDelivery, key: str, now: datetime) -> int:
         async with self.webhook.store.writing() as conn:

@@ -1,6 +1,8 @@
 """The operator API and the status pages on a hung state database: every request that reads or
 writes the operator's state (the daily record, checklist marks, events) or the webhook's alerts
-answers a clear 503 within `store_timeout`, and answers as usual once the database does.
+answers a clear 503 within `operator.store_timeout`, and answers as usual once the database
+does. The webhook's own `store_timeout` is longer: the operator's reads of the webhook's store
+wait for the operator's, not the webhook's.
 
 PostgreSQL behind `FreezingProxy`, as in test_hung_database."""
 
@@ -17,6 +19,7 @@ from tests.adversarial.test_hung_database import timed
 from tests.webhook.am import API, webhook_settings
 
 STORE_TIMEOUT = 1.0
+WEBHOOK_STORE_TIMEOUT = 10.0
 MARK = {"step": "morning.incidents_reviewed", "by": "ada"}
 EVENT = {
     "start": "2026-11-28T10:00:00Z",
@@ -52,7 +55,7 @@ async def test_a_frozen_database_gets_prompt_503s_from_the_operator_api(
     aiohttp_client, tmp_path, pg_url, clock
 ) -> None:  # type: ignore[no-untyped-def]
     proxy, url = await in_front_of(pg_url)
-    settings = webhook_settings(tmp_path, url, store_timeout=STORE_TIMEOUT)
+    settings = webhook_settings(tmp_path, url, store_timeout=WEBHOOK_STORE_TIMEOUT)
     settings["operator"] = {"enabled": True, "store_timeout": STORE_TIMEOUT}
     client: TestClient = await aiohttp_client(make_app(parse_settings(settings), clock=clock))  # type: ignore[type-arg]
     try:
