@@ -295,23 +295,34 @@ def serve(
         asyncio.run(_serve(settings, world, scenario, frozen=frozen, clock_kind=clock_kind))
 
 
+def _operator_auth(settings: "Settings") -> bool:
+    """Whether the operator API (and its status pages) asks for credentials."""
+    return (settings.operator.api_auth or settings.webhook.api_auth) != "none"
+
+
 def _pages_access(settings: "Settings") -> Literal["open", "sign-in"] | None:
     """Whether the status pages are served, and behind credentials or not."""
     operator = settings.operator
     if not (operator.enabled and operator.pages.enabled):
         return None
-    return "open" if (operator.api_auth or settings.webhook.api_auth) == "none" else "sign-in"
+    return "sign-in" if _operator_auth(settings) else "open"
 
 
 def _demo_stack_recipe(settings: "Settings", port: int, urls: dict[str, str]) -> str:
     """Writes the demo's Prometheus/Alertmanager files; returns how to start them."""
     from tensafe_ops.sandbox import stack
-    from tensafe_ops.sandbox.server import DEMO_ROUTING_KEY, demo_has_auth
+    from tensafe_ops.sandbox.server import DEMO_ROUTING_KEY, demo_has_auth, demo_receiver
 
     service = _base_url(settings.server.host, port).removeprefix("http://")
     directory = settings.server.state_dir / "stack"
-    auth = demo_has_auth(settings)
-    return stack.demo_recipe(directory, service, urls, DEMO_ROUTING_KEY, webhook_auth=auth)
+    return stack.demo_recipe(
+        directory,
+        service,
+        urls,
+        DEMO_ROUTING_KEY,
+        receiver_path=demo_receiver(settings),
+        webhook_auth=demo_has_auth(settings),
+    )
 
 
 async def _serve(
@@ -371,14 +382,17 @@ async def _serve(
         from datetime import UTC, datetime
 
         from tensafe_ops.sandbox.banner import startup_block
-        from tensafe_ops.sandbox.server import demo_has_auth
+        from tensafe_ops.sandbox.server import demo_has_auth, demo_receiver
 
         block = startup_block(
             base,
             running.urls,
             usage_db_url=running.usage_db_url,
             webhook=settings.runs_webhook(),
+            receiver_path=demo_receiver(settings),
             webhook_auth=demo_has_auth(settings),
+            alerts_api_auth=settings.webhook.api_auth != "none",
+            operator_auth=_operator_auth(settings),
             now=datetime.now(UTC).replace(microsecond=0),
             stack_recipe=_demo_stack_recipe(settings, runner.addresses[0][1], running.urls),
             pages=_pages_access(settings),

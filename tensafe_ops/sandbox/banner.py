@@ -79,6 +79,10 @@ def scrape_config(target: str) -> str:
     )
 
 
+def _access(auth: bool) -> str:
+    return "credentials from the config" if auth else "no auth in the demo"
+
+
 def startup_block(
     base: str,
     upstreams: Mapping[str, str],
@@ -87,14 +91,19 @@ def startup_block(
     webhook: bool,
     now: datetime,
     stack_recipe: str | None = None,
+    receiver_path: str = DEFAULT_RECEIVER_PATH,
     webhook_auth: bool = False,
+    alerts_api_auth: bool = False,
+    operator_auth: bool = False,
     pages: Literal["open", "sign-in"] | None = None,
 ) -> str:
     """The block for a demo listening at `base` (`http://host:port`) with these simulated
     upstreams (`RunningWorld.urls`); `webhook`: whether the webhook half runs; `stack_recipe`:
     how to start Prometheus and Alertmanager on the shipped rules (`stack.demo_recipe`);
-    `webhook_auth`: whether the config's credentials guard the webhook (else it is open);
-    `pages`: whether the status pages are served, open or behind the API's credentials."""
+    `receiver_path`: the receiver the sample alert goes to (`server.demo_receiver`);
+    `webhook_auth`: whether the config's credentials guard that receiver (else it is open);
+    `alerts_api_auth` / `operator_auth`: whether they guard the webhook's API / the operator
+    API; `pages`: whether the status pages are served, open or behind the API's credentials."""
     lines = [
         "Demo mode: every source is the simulated TenSafe world, not real data.",
         "",
@@ -102,10 +111,10 @@ def startup_block(
         f"  Health         {base}/healthz  {base}/readyz",
     ]
     if webhook:
-        auth = "credentials from the config" if webhook_auth else "no auth in the demo"
         lines += [
-            f"  Webhook        POST {base}{DEFAULT_RECEIVER_PATH}  ({auth})",
-            f"  Alerts API     {base}/api/v1/alerts  {base}/api/v1/deliveries  ({auth})",
+            f"  Webhook        POST {base}{receiver_path}  ({_access(webhook_auth)})",
+            f"  Alerts API     {base}/api/v1/alerts  {base}/api/v1/deliveries  "
+            f"({_access(alerts_api_auth)})",
         ]
     if pages is not None:
         access = "no sign-in" if pages == "open" else "sign in with the API's credentials"
@@ -125,12 +134,12 @@ def startup_block(
         lines += [
             "",
             "Fire a sample critical alert (pages PagerDuty, posts to Slack #incidents):",
-            f"  {sample_alert_curl(base + DEFAULT_RECEIVER_PATH, now, webhook_auth)}",
+            f"  {sample_alert_curl(base + receiver_path, now, webhook_auth)}",
             f"then see the page: curl -s '{events}/_sandbox/received?method=POST', and the",
             "incident in tensafe_pagerduty_open_incidents after PagerDuty's next refresh.",
         ]
-    api_auth = "credentials from the config" if webhook_auth else "open in the demo"
-    token = " --token <your API token>" if webhook_auth else ""
+    api_auth = "credentials from the config" if operator_auth else "open in the demo"
+    token = " --token <your API token>" if operator_auth else ""
     lines += [
         "",
         f"The daily checklist (operator API, {api_auth}; docs/operator.md):",

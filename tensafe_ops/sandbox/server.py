@@ -55,9 +55,16 @@ def demo_api_auth(settings: Settings) -> Auth:
     return settings.webhook.api_auth or "none"
 
 
+def demo_receiver(settings: Settings) -> str:
+    """The receiver path the demo's lines and its Alertmanager send to: /api/v1/alerts when
+    configured (the demo configures it when no receiver is), else the first configured."""
+    receivers = settings.webhook.receivers
+    return DEFAULT_RECEIVER_PATH if DEFAULT_RECEIVER_PATH in receivers else next(iter(receivers))
+
+
 def demo_has_auth(settings: Settings) -> bool:
-    """Whether the demo's receivers ask for credentials (the configured ones)."""
-    return any(r.auth != "none" for r in settings.webhook.receivers.values())
+    """Whether the demo's receiver (`demo_receiver`) asks for credentials (the configured)."""
+    return settings.webhook.receivers[demo_receiver(settings)].auth != "none"
 
 
 @dataclass

@@ -158,22 +158,30 @@ def write_stack(
     timing: Timing = Timing(),
     webhook_token: str = "",
     pagerduty_routing_key: str = "",
+    receiver_path: str = DEFAULT_RECEIVER_PATH,
 ) -> None:
-    """Write prometheus.yml, alertmanager.yml, rules/ and secrets/ into `directory`."""
+    """Write prometheus.yml, alertmanager.yml, rules/ and secrets/ into `directory`;
+    Alertmanager's webhook receivers send to the service's `receiver_path`.
+
+    `webhook_token` is written only when `secrets/tensafe-ops-token` does not exist yet: that
+    file is where the user writes their receiver's bearer token (`demo_recipe` says so), and a
+    restart that emptied it would get 401s, which Alertmanager drops without a retry."""
     directory = directory.resolve()  # Alertmanager reads relative paths from its config's dir
     rules = directory / "rules"
+    shutil.rmtree(rules, ignore_errors=True)
+    rules.mkdir(parents=True)
     secrets = directory / "secrets"
-    for made in (rules, secrets):
-        shutil.rmtree(made, ignore_errors=True)
-        made.mkdir(parents=True)
+    secrets.mkdir(parents=True, exist_ok=True)
     for source in sorted((DEPLOY / "rules").glob("*.yaml")):
         (rules / source.name).write_text(capped_rules(source.read_text(), timing.for_cap))
-    (secrets / "tensafe-ops-token").write_text(webhook_token)
+    token = secrets / "tensafe-ops-token"
+    if not token.exists():
+        token.write_text(webhook_token)
     (secrets / "pagerduty-routing-key").write_text(pagerduty_routing_key)
     for secret in secrets.iterdir():
         secret.chmod(0o600)
     shipped = (DEPLOY / "alertmanager" / "alertmanager.yml").read_text()
-    webhook_url = f"http://{targets.service}{DEFAULT_RECEIVER_PATH}"
+    webhook_url = f"http://{targets.service}{receiver_path}"
     am = alertmanager_config(shipped, webhook_url, secrets, timing, targets.pagerduty_events_url)
     (directory / "alertmanager.yml").write_text(yaml.safe_dump(am, sort_keys=False))
     prometheus = prometheus_config(targets, timing)
@@ -231,12 +239,15 @@ def demo_recipe(
     urls: dict[str, str],
     routing_key: str,
     *,
+    receiver_path: str = DEFAULT_RECEIVER_PATH,
     webhook_auth: bool = False,
 ) -> str:
     """Write the demo's stack files into `directory`; return the lines telling how to run them.
 
-    `webhook_auth`: the demo's receivers keep the credentials a config file set. Their token is
-    not copied out of the configuration: the lines say which file Alertmanager reads it from.
+    `receiver_path`: the demo's receiver Alertmanager sends to (`server.demo_receiver`).
+    `webhook_auth`: that receiver keeps the credentials a config file set. Its token is not
+    copied out of the configuration: the lines say which file Alertmanager reads it from, and
+    a restart keeps what was written there (`write_stack`).
     """
     if not (DEPLOY / "rules").is_dir():
         return "Prometheus and Alertmanager: the recipe needs a source checkout (no deploy/)."
@@ -253,6 +264,7 @@ def demo_recipe(
         timing=DEMO_TIMING,
         webhook_token="" if webhook_auth else "demo",  # an open receiver takes any token
         pagerduty_routing_key=routing_key,
+        receiver_path=receiver_path,
     )
     cap = duration(DEMO_TIMING.for_cap or 0)
     lines = [
@@ -265,6 +277,6 @@ def demo_recipe(
         token = directory.resolve() / "secrets" / "tensafe-ops-token"
         lines.append(
             "The webhook takes the credentials your config sets: write the bearer token of its "
-            f"receiver {DEFAULT_RECEIVER_PATH} into {token} (Alertmanager reads it on every send)."
+            f"receiver {receiver_path} into {token} (Alertmanager reads it on every send)."
         )
     return "\n".join(lines)

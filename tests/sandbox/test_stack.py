@@ -115,9 +115,35 @@ def test_a_demo_with_configured_credentials_says_where_the_token_goes(tmp_path: 
     token = (tmp_path / "stack" / "secrets" / "tensafe-ops-token").resolve()
     text = stack.demo_recipe(tmp_path / "stack", "127.0.0.1:9877", urls, "routing-key")
     assert token.read_text() == "demo" and "bearer token" not in text
+    closed = (tmp_path / "closed" / "secrets" / "tensafe-ops-token").resolve()
     text = stack.demo_recipe(
-        tmp_path / "stack", "127.0.0.1:9877", urls, "routing-key", webhook_auth=True
+        tmp_path / "closed", "127.0.0.1:9877", urls, "routing-key", webhook_auth=True
     )
-    assert token.read_text() == ""
-    assert f"bearer token of its receiver /api/v1/alerts into {token}" in text
+    assert closed.read_text() == ""
+    assert f"bearer token of its receiver /api/v1/alerts into {closed}" in text
     assert text.splitlines()[1].strip().startswith("prometheus --config.file=")  # still runnable
+
+
+def test_a_restart_keeps_the_token_the_user_wrote(tmp_path: Path) -> None:
+    """Every `serve --demo` writes the stack again: the receiver's token written in between
+    survives (an empty one gets 401s, which Alertmanager drops without retrying)."""
+    urls = {"product": "http://127.0.0.1:40001", "pagerduty_events": "http://127.0.0.1:40002"}
+    token = (tmp_path / "secrets" / "tensafe-ops-token").resolve()
+    stack.demo_recipe(tmp_path, "127.0.0.1:9877", urls, "routing-key", webhook_auth=True)
+    assert token.read_text() == ""
+    token.write_text("am-t0ken")
+    stack.demo_recipe(tmp_path, "127.0.0.1:9877", urls, "other-key", webhook_auth=True)
+    assert token.read_text() == "am-t0ken" and token.stat().st_mode & 0o077 == 0
+    routing_key = tmp_path / "secrets" / "pagerduty-routing-key"
+    assert routing_key.read_text() == "other-key"  # the demo's own secrets are rewritten
+
+
+def test_alertmanager_sends_to_the_configured_receiver_path(tmp_path: Path) -> None:
+    urls = {"product": "http://127.0.0.1:40001", "pagerduty_events": "http://127.0.0.1:40002"}
+    text = stack.demo_recipe(
+        tmp_path, "127.0.0.1:9877", urls, "k", receiver_path="/hooks/am", webhook_auth=True
+    )
+    am = yaml.safe_load((tmp_path / "alertmanager.yml").read_text())
+    sent_to = {w["url"] for r in am["receivers"] for w in r.get("webhook_configs", [])}
+    assert sent_to == {"http://127.0.0.1:9877/hooks/am"}
+    assert "bearer token of its receiver /hooks/am into" in text
