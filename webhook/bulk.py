@@ -4,8 +4,9 @@ The ingest writes ~30 rows per 10-alert notification (alert records and outbox r
 PostgreSQL journal one per notification. Through SQLAlchemy's insertmanyvalues every value of
 every row went through its per-parameter handling (`construct_params`, bind processors):
 about a third of the ingest's CPU (bench/README.md). Here the statement text is built once per
-table and column list, and the values go to the driver untouched: PostgreSQL gets one array
-per column (`unnest`, one statement whatever the row count), SQLite one VALUES group per row.
+table and column list (on SQLite its parts, the VALUES group repeated per call), and the values
+go to the driver untouched: PostgreSQL gets one array per column (`unnest`, one statement
+whatever the row count), SQLite one VALUES group per row.
 The statement runs on the caller's SQLAlchemy connection (`exec_driver_sql`), so inside its
 transaction. Only for columns whose Python values the driver takes as they are: str, int,
 float, bool and None (no JSON, date or enum types).
@@ -55,17 +56,24 @@ def _postgresql(
     )
 
 
+@lru_cache(maxsize=64)
+def _sqlite_parts(
+    table: sa.Table, columns: tuple[str, ...], returning: tuple[str, ...], skip: bool
+) -> tuple[str, str, str]:
+    """The statement around its VALUES groups, and one group: the row count is not part of
+    the key (a chunk can have any count up to the parameter limit, and a text of thousands of
+    groups is not worth keeping)."""
+    into = f"INSERT INTO {table.name} ({_columns(table, columns)}) VALUES "  # noqa: S608
+    group = "(" + ", ".join("?" * len(columns)) + ")"
+    return into, group, f"{_conflicts(skip)} RETURNING {_columns(table, returning)}"
+
+
 def _sqlite(
-    table: sa.Table, columns: Sequence[str], returning: Sequence[str], skip: bool, rows: int
+    table: sa.Table, columns: tuple[str, ...], returning: tuple[str, ...], skip: bool, rows: int
 ) -> str:
     """One VALUES group per row, inserted in the order given."""
-    group = "(" + ", ".join("?" * len(columns)) + ")"
-    into = f"INSERT INTO {table.name} ({_columns(table, columns)}) VALUES "  # noqa: S608
-    return (
-        into
-        + ", ".join([group] * rows)
-        + f"{_conflicts(skip)} RETURNING {_columns(table, returning)}"
-    )
+    into, group, tail = _sqlite_parts(table, columns, returning, skip)
+    return into + ", ".join([group] * rows) + tail
 
 
 async def insert_rows(
@@ -82,9 +90,9 @@ async def insert_rows(
     the order given)."""
     if not rows:
         return []
-    columns = tuple(rows[0])
+    columns, returned = tuple(rows[0]), tuple(returning)
     if conn.dialect.name == "postgresql":
-        sql = _postgresql(conn.dialect, table, columns, tuple(returning), skip_conflicts)
+        sql = _postgresql(conn.dialect, table, columns, returned, skip_conflicts)
         arrays = tuple([row[name] for row in rows] for name in columns)
         result = await conn.exec_driver_sql(sql, arrays)
         return [tuple(found) for found in result]
@@ -93,7 +101,7 @@ async def insert_rows(
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         values = tuple(row[name] for row in chunk for name in columns)
-        sql = _sqlite(table, columns, returning, skip_conflicts, len(chunk))
+        sql = _sqlite(table, columns, returned, skip_conflicts, len(chunk))
         result = await conn.exec_driver_sql(sql, values)
         inserted.extend(tuple(found) for found in result)
     return inserted

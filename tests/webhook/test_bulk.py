@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tensafe_ops.storage import create_engine, migrate
-from webhook.bulk import SQLITE_MAX_PARAMETERS, insert_rows
+from webhook.bulk import SQLITE_MAX_PARAMETERS, _sqlite, _sqlite_parts, insert_rows
 from webhook.tables import deliveries, notifications
 
 
@@ -108,3 +108,19 @@ async def test_only_columns_of_the_table(engine: AsyncEngine) -> None:
             await insert_rows(
                 conn, deliveries, [{"alert_id; DROP TABLE x": 1}], ["id"], skip_conflicts=True
             )
+
+
+def test_the_sqlite_statement_is_built_once_per_table_and_columns() -> None:
+    """Only its VALUES groups follow the row count; the rest is cached like PostgreSQL's."""
+    columns = tuple(delivery("a"))
+    _sqlite_parts.cache_clear()
+    two = _sqlite(deliveries, columns, ("id",), True, 2)
+    three = _sqlite(deliveries, columns, ("id",), True, 3)
+    assert _sqlite_parts.cache_info().hits == 1
+    group = "(" + ", ".join("?" * len(columns)) + ")"
+    assert (
+        two.startswith("INSERT INTO webhook_deliveries (alert_id, target, ")
+        and two.count(group) == 2
+    )
+    assert three.endswith(f"), {group} ON CONFLICT DO NOTHING RETURNING id")
+    assert three.count(group) == 3
