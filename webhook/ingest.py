@@ -58,22 +58,25 @@ class Answering:
     def __init__(self, window: float = 1.0) -> None:
         self.window = window
         self.samples: deque[tuple[float, int]] = deque()
+        self.weighted = 0.0
+        """Sum of count x seconds it held, over the samples kept (kept as they come and go,
+        so that `average`, asked at every ingest step, does not sum the window again)."""
 
     def sample(self, now: float, in_flight: int) -> None:
+        if self.samples:
+            at, count = self.samples[-1]
+            self.weighted += count * (now - at)
         self.samples.append((now, in_flight))
         while len(self.samples) > 2 and self.samples[1][0] <= now - self.window:
-            self.samples.popleft()
+            at, count = self.samples.popleft()
+            self.weighted -= count * (self.samples[0][0] - at)
 
     def average(self) -> float:
         """Time-weighted mean of the samples (each holds until the next one)."""
         if len(self.samples) < 2:
             return 0.0
-        weighted = sum(
-            count * (later - at)
-            for (at, count), (later, _) in zip(self.samples, list(self.samples)[1:], strict=False)
-        )
         span = self.samples[-1][0] - self.samples[0][0]
-        return weighted / span if span > 0 else 0.0
+        return self.weighted / span if span > 0 else 0.0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 a bad entry is set aside without holding back the others, and replicas never ingest twice."""
 
 import asyncio
+import itertools
 import json
+import random
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -351,6 +353,20 @@ def test_answering_is_the_time_weighted_count_of_requests_in_flight() -> None:
     assert answering.average() == pytest.approx(1.0, abs=0.1)
     answering.sample(103.1, 0)
     assert answering.average() == pytest.approx(1.0, abs=0.1)
+
+
+def test_answering_keeps_its_sum_as_the_window_slides() -> None:
+    """The running sum equals the window's sum computed afresh, after thousands of samples
+    came and went at irregular steps."""
+    answering = Answering(window=1.0)
+    now, steps = 1000.0, random.Random(7)
+    for _ in range(5000):
+        now += steps.choice((0.001, 0.01, 0.05, 0.3, 1.5))
+        answering.sample(now, steps.randrange(0, 40))
+        samples = list(answering.samples)
+        fresh = sum(c * (t2 - t1) for (t1, c), (t2, _) in itertools.pairwise(samples))
+        span = samples[-1][0] - samples[0][0]
+        assert answering.average() == pytest.approx(fresh / span if span > 0 else 0.0, abs=1e-9)
 
 
 def journal_bytes(path: Path) -> int:
