@@ -39,6 +39,8 @@ INGEST_LOCK_ID = 0x7E5AFE + 1
 RECENT_RESULTS = 1024
 BACKOFF_CAP = 30.0
 STOP_TIMEOUT = 10.0
+ARRIVAL_WINDOW = 1.0
+"""Seconds after the last accepted notification during which ingest takes small batches."""
 
 
 def describe(exc: BaseException) -> str:
@@ -112,6 +114,9 @@ class Ingester:
         (target, destination): the dispatcher's wake-up."""
         self.recent: OrderedDict[int, IngestResult] = OrderedDict()
         """What the last ingested entries caused, by journal id (bounded; for logs and tests)."""
+        self._accepted_seen = 0
+        self._arrival_seen = float("-inf")
+        """Loop time at which an ingest step last saw `stats.accepted` grow."""
         self._lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -120,8 +125,7 @@ class Ingester:
         """Ingest the oldest pending batch; returns how many entries were handled. While
         notifications are being received the batch is small, so the stretches of CPU it
         takes between two awaits (parsing, routing, building rows) stay short."""
-        busy = self.receiving() > 0
-        limit = self.config.busy_batch_size if busy else self.config.batch_size
+        limit = self.config.busy_batch_size if self._busy() else self.config.batch_size
         async with self._lock:
             entries = await self.journal.pending(limit)
             if not entries:
@@ -143,6 +147,19 @@ class Ingester:
                     if failure is not None:
                         raise failure from exc
             return len(entries)
+
+    def _busy(self) -> bool:
+        """Notifications are arriving: one is being answered now, or one was accepted within
+        the last `ARRIVAL_WINDOW` (at 500/s most instants have none in flight, and one
+        batch of `batch_size` is tens of milliseconds of CPU between two awaits, which every
+        request arriving meanwhile waits out). A backlog older than `yield_lag` is caught up
+        in full batches all the same."""
+        now = asyncio.get_running_loop().time()
+        if self.stats.accepted != self._accepted_seen:
+            self._accepted_seen, self._arrival_seen = self.stats.accepted, now
+        if self.lag >= self.config.yield_lag:
+            return False
+        return self.receiving() > 0 or now - self._arrival_seen < ARRIVAL_WINDOW
 
     async def _one(self, entry: Entry) -> Exception | None:
         parsed, broken = _parse([entry])

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tensafe_ops.storage import create_engine, migrate
 from tests.conftest import FakeClock
 from tests.webhook.am import API, AUTH, am_alert, notification, webhook_app, webhook_settings
-from webhook import INGESTER_KEY, sweep_once
+from webhook import INGESTER_KEY, ingest, sweep_once
 from webhook.config import WebhookConfig
 from webhook.handlers import WEBHOOK_KEY
 from webhook.ingest import Answering, Ingester, ingest_pause
@@ -339,6 +339,32 @@ def test_ingesting_yields_to_receiving_only_when_answers_pile_up() -> None:
     assert ingest_pause(0.01, **(busy | {"lag": 10.0})) == 0  # the backlog is old already
     never = busy | {"config": IngestConfig(busy_share=1.0)}
     assert ingest_pause(0.01, **never) == 0
+
+
+async def test_ingest_takes_small_batches_while_notifications_arrive(
+    one: Replica, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the receiver accepts notifications, a batch is `busy_batch_size` (a full batch
+    is tens of milliseconds of CPU that every request arriving meanwhile would wait out),
+    even at an instant when none is in flight; once arrivals stop, or the backlog is older
+    than `yield_lag`, batches are full again."""
+    for i in range(100):
+        await one.journal.append(body(am_alert("HighCPU", "warning", instance=f"w-{i}")), clock())
+    config = one.ingester.config
+    one.ingester.stats.accepted += 1  # what the receiver counts as it answers 200
+    assert one.ingester.receiving() == 0  # none in flight at this instant
+    assert await one.ingester.ingest_once() == config.busy_batch_size
+    assert await one.ingester.ingest_once() == config.busy_batch_size
+
+    monkeypatch.setattr(ingest, "ARRIVAL_WINDOW", 0.0)  # a second without arrivals
+    assert await one.ingester.ingest_once() == config.batch_size
+
+    monkeypatch.undo()
+    one.ingester.stats.accepted += 1
+    assert await one.ingester.ingest_once() == config.busy_batch_size
+    clock.advance(seconds=config.yield_lag)  # the oldest waiting is now that old
+    await one.ingester.ingest_once()
+    assert await one.ingester.ingest_once() == config.batch_size
 
 
 def test_answering_is_the_time_weighted_count_of_requests_in_flight() -> None:
