@@ -67,10 +67,10 @@ class IngestConfig(Model):
     """How journaled notifications are turned into alerts and deliveries (webhook.ingest)."""
 
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 32
-    """Notifications applied per transaction while none are being received."""
+    """Notifications applied per transaction while none are arriving."""
     busy_batch_size: Annotated[int, Field(ge=1, le=1000)] = 4
-    """... and while some are: short stretches of CPU between awaits, so answering stays
-    fast."""
+    """... and while some are (one in flight, or one accepted within the last second): short
+    stretches of CPU between awaits, so answering stays fast."""
     busy_receiving: Annotated[float, Field(ge=0)] = 1.0
     """Ingesting yields to receiving only while, on average over the last second, more than
     this many notifications were being answered at once (arrival rate x answer time) and a
