@@ -24,6 +24,7 @@ from tensafe_ops.log import get_logger
 from tensafe_ops.storage import within
 from webhook.auth import authorized, pagerduty_signature_valid
 from webhook.config import Auth, WebhookConfig
+from webhook.ids import parse_id
 from webhook.journal import Journal
 from webhook.metrics import WebhookStats
 from webhook.paging import Page, PageError, next_url, parse_page
@@ -263,17 +264,9 @@ def _parse_body(model: type[_Body], body: bytes) -> _Body | web.Response:
         return error(400, "invalid request body", field=where, detail=first["msg"])
 
 
-ID_MAX = 2**63 - 1
-"""Ids are 64-bit: a larger number names nothing (and SQLite cannot even bind it)."""
-
-
 def _int_param(request: web.Request, name: str) -> int | None:
     """A positive id from the path, or None (answered 404: no such thing)."""
-    text = request.match_info[name]
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
-        return None
-    value = int(text)
-    return value if 1 <= value <= ID_MAX else None
+    return parse_id(request.match_info[name])
 
 
 def _limit(request: web.Request) -> int | web.Response:

@@ -20,6 +20,7 @@ from datetime import datetime
 from pydantic import TypeAdapter, ValidationError
 from yarl import URL
 
+from webhook.ids import parse_id
 from webhook.timebounds import BoundedDatetime
 
 LIMIT_DEFAULT = 100
@@ -53,10 +54,11 @@ def decode_cursor(text: str) -> int:
         decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         decoded = ""
-    number = decoded.removeprefix(_CURSOR_PREFIX)
-    if not decoded.startswith(_CURSOR_PREFIX) or not number.isdigit() or len(number) > 19:
+    # A forged number must be refused here: past ID_MAX the database driver cannot bind it.
+    before = parse_id(decoded.removeprefix(_CURSOR_PREFIX))
+    if not decoded.startswith(_CURSOR_PREFIX) or before is None:
         raise PageError("cursor", "cursor is not one this API gave out (pass `next` as is)")
-    return int(number)
+    return before
 
 
 def _when(query: Mapping[str, str], name: str) -> datetime | None:
