@@ -256,7 +256,8 @@ async def test_every_command_shows_the_services_real_values(
     at_risk_big = [c["name"] for c in enterprise["customers"] if c["band"] == "at_risk"]
     healthy_line = next(line for line in markdown.splitlines() if "Enterprise customers" in line)
     assert f"— {len(enterprise['customers'])} enterprise customers, " in healthy_line
-    assert ("none at risk" in healthy_line) is not at_risk_big
+    assert ("none at risk" in healthy_line) == (not at_risk_big)
+    assert all(name in healthy_line for name in at_risk_big)
     assert (f"; {watch} to watch" in healthy_line) is (watch > 0)
     dau_today = snapshot["rows"][0]["today"]
     assert f"- DAU: {dau_today:,.0f}" in markdown
