@@ -206,7 +206,7 @@ def _own_reasons(p: Picture, sources: list[dict[str, Any]]) -> list[str]:
     dead = sum((webhook.get("dead_letters") or {}).values())
     if dead:
         deliveries = counted(dead, "webhook delivery", "webhook deliveries")
-        reasons.append(f"{deliveries} dead-lettered (tensafe-admin alerts list)")
+        reasons.append(f"{deliveries} dead-lettered (tensafe-admin deliveries list --state dead)")
     if webhook.get("journal_failed"):
         notifications = counted(
             webhook["journal_failed"], "Alertmanager notification", "Alertmanager notifications"

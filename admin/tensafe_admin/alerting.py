@@ -1,4 +1,4 @@
-"""The webhook's alerts and maintenance windows."""
+"""The webhook's alerts, its outbox of deliveries, and maintenance windows."""
 
 from typing import Any
 
@@ -76,6 +76,43 @@ def alerts_ack(alert_id: int, by: str, note: str, **options: Any) -> None:
         f"{run.time(data['acknowledged_at'])}.",
         None,
     )
+
+
+@main.group()
+def deliveries() -> None:
+    """The webhook's outbox: what it sends to Slack, PagerDuty and Zendesk, dead letters too."""
+
+
+@deliveries.command("list")
+@click.option("--state", type=click.Choice(["pending", "sending", "sent", "dead"]))
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@common
+@checked
+def deliveries_list(state: str | None, limit: int, **options: Any) -> None:
+    """Deliveries, newest first, with their attempts and last error.
+
+    \b
+    Example:
+      tensafe-admin deliveries list --state dead
+    """
+    run = start(**options)
+    data = run.client.get("/api/v1/deliveries", state=state, limit=limit)
+    rows = [
+        [
+            d["id"],
+            d["alert_id"],
+            d["target"],
+            d["destination"],
+            d["state"],
+            d["attempts"],
+            run.time(d["updated_at"]),
+            d["last_status"] if d["last_status"] is not None else "-",
+            d["last_error"] or "-",
+        ]
+        for d in data["deliveries"]
+    ]
+    columns = ["ID", "Alert", "Target", "Destination", "State", "Attempts", "Updated"]
+    run.table(data, "Deliveries", [*columns, "Last status", "Last error"], rows)
 
 
 @main.group()

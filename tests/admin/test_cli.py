@@ -25,6 +25,7 @@ from tensafe_ops.sandbox.server import DEMO_SLACK_WEBHOOKS, RunningWorld
 from tests.operations.conftest import demo_client, demo_with_prometheus, get
 from tests.operations.stack import Product, wait_for
 from tests.webhook.am import am_alert, ingest, notification
+from webhook import DISPATCHER_KEY, WEBHOOK_KEY
 
 
 @dataclass
@@ -291,6 +292,39 @@ async def test_every_command_shows_the_services_real_values(
     assert ended_at <= datetime.now(UTC) < ended_at + timedelta(minutes=1)
     listed = await cli("maintenance", "list", "-o", "markdown")
     assert listed.stdout == "### Maintenance windows\n\nNone.\n\n"
+
+
+async def test_deliveries_list_shows_the_dead_letters_the_light_points_to(
+    aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
+) -> None:
+    client = await demo_client(aiohttp_client, demo_world, tmp_path)
+    await client.app[DISPATCHER_KEY].stop()  # this test plays the dispatcher
+    body = notification(am_alert("TenSafeAPIDown", severity="critical"))
+    assert (await client.post("/api/v1/alerts", json=body)).status == 200
+    await ingest(client.app)
+    store = client.app[WEBHOOK_KEY].store
+    pending = await store.list_deliveries("pending", 10)
+    assert pending, "the alert was routed nowhere"
+    now = datetime.now(UTC)
+    [claimed, *_] = await store.claim(pending[0]["target"], 10, now, 60)
+    await store.mark_dead(claimed.id, now, "404 channel_not_found", 404)
+    cli = cli_for(client)
+    status = await cli("status", "--quick")
+    hint = "1 webhook delivery dead-lettered (tensafe-admin deliveries list --state dead)"
+    assert hint in json.loads(status.stdout)["reasons"], status.stdout
+
+    dead = await cli.json("deliveries", "list", "--state", "dead")
+    assert [(d["id"], d["state"], d["last_error"]) for d in dead["deliveries"]] == [
+        (claimed.id, "dead", "404 channel_not_found")
+    ]
+    table = await cli("deliveries", "list", "-o", "table")
+    assert table.exit_code == 0, table.stderr
+    row = next(line for line in table.stdout.splitlines() if "channel_not_found" in line)
+    assert str(claimed.id) in row and "dead" in row and "404" in row
+    waiting = await cli.json("deliveries", "list", "--state", "pending")
+    assert claimed.id not in [d["id"] for d in waiting["deliveries"]]
+    bad = await cli("deliveries", "list", "--state", "lost")
+    assert bad.exit_code == 2 and "'lost' is not one of" in bad.stderr
 
 
 async def test_unreachable_service_and_bad_input_are_one_clear_line(tmp_path: Path) -> None:

@@ -186,7 +186,8 @@ def test_the_lights_own_reasons_count_in_the_right_number() -> None:
         picture(webhook={"overdue": {"critical": 2, "warning": 1}, "dead_letters": {"slack": 2}})
     )
     assert "3 alerts unacknowledged past the respond-by time" in many["reasons"]
-    assert "2 webhook deliveries dead-lettered (tensafe-admin alerts list)" in many["reasons"]
+    hint = "2 webhook deliveries dead-lettered (tensafe-admin deliveries list --state dead)"
+    assert hint in many["reasons"]
 
 
 def test_stale_and_down_sources_read_as_times_people_use() -> None:
