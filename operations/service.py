@@ -62,6 +62,16 @@ def due_parts(now: datetime, cfg: OperatorConfig, today: DayRow | None) -> list[
     return due
 
 
+def summary_owed(now: datetime, cfg: OperatorConfig, today: DayRow | None) -> bool:
+    """The nightly record is stored but its summary not posted: the pass that stored it
+    failed before (the store timed out), or it was stored on demand after `record_at`."""
+    if cfg.summary_slack is None or today is None or today.record is None:
+        return False
+    nightly = at_time(now.astimezone(UTC).date(), cfg.record_at).timestamp()
+    recorded = today.recorded_at
+    return today.posted_at is None and recorded is not None and recorded >= nightly
+
+
 @dataclass
 class Operations:
     cfg: OperatorConfig
@@ -134,7 +144,11 @@ class Operations:
         exporter source has refreshed and a configured Prometheus answers with data: a morning
         stored with unknowns would make the day's comparisons unknown."""
         day = now.astimezone(UTC).date()
-        due = due_parts(now, self.cfg, await self.store.day(day))
+        today = await self.store.day(day)
+        if summary_owed(now, self.cfg, today):
+            assert today is not None and today.record is not None
+            await self.post_summary(day, today.record, now)
+        due = due_parts(now, self.cfg, today)
         if not due:
             return due
         waiting_until = max(self._latest_due(day, due), self.started_at or now) + READY_GRACE
@@ -168,14 +182,22 @@ class Operations:
         return max(at_time(day, moments[part]) for part in due)
 
     async def post_summary(self, day: date, record: dict[str, Any], now: datetime) -> int | None:
+        """Queue the day's summary for Slack, unless it was already; its delivery id.
+
+        The outbox's idempotency key makes it one delivery per day whoever queues it and how
+        often (replicas, retried passes), so the day is marked posted only after the queueing:
+        a mark taken first, then a queueing that failed or a mark that outlasted the store
+        timeout, lost the day's summary (the next pass found it "posted")."""
         destination = self.cfg.summary_slack
         if destination is None or self.alerts is None:
             return None
-        if not await self.store.claim_post(day, now):
-            return None  # another replica (or an earlier pass) posted it
+        stored = await self.store.day(day)
+        if stored is not None and stored.posted_at is not None:
+            return None  # by another replica, an earlier pass or on demand
         text = checklist.summary_slack(record["summary"], record["key_metrics"])
         delivery = await self.alerts.post_slack(
             destination, text, f"operator:daily-summary:{day.isoformat()}", now
         )
+        await self.store.mark_posted(day, now)
         log.info("daily_summary_queued", day=day.isoformat(), delivery_id=delivery)
         return delivery

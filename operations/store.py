@@ -1,8 +1,9 @@
 """The operator part's state: one row per UTC day (morning numbers, the day's record, whether
 its summary was posted), checklist marks (who did which step when) and planned events.
 
-Writes that must happen once a day across replicas are conditional UPDATEs (`claim_post`),
-so only one replica posts a summary; a record stored again simply replaces the earlier one.
+The day's summary is posted once across replicas by the outbox's idempotency key (one
+delivery per day whoever queues it); `posted_at` is marked after it is queued, so a pass that
+failed to queue it is retried; a record stored again simply replaces the earlier one.
 """
 
 import asyncio
@@ -161,16 +162,14 @@ class OperatorStore:
             return done.scalar_one_or_none() is not None
 
     @bounded
-    async def claim_post(self, day: date, now: datetime) -> bool:
-        """True for exactly one caller per day (the one that posts the summary)."""
+    async def mark_posted(self, day: date, now: datetime) -> None:
+        """The day's summary is queued (the first mark stays: when it was first queued)."""
         async with self.engine.begin() as conn:
-            done = await conn.execute(
+            await conn.execute(
                 sa.update(daily)
                 .where(daily.c.day == day.isoformat(), daily.c.posted_at.is_(None))
                 .values(posted_at=ts(now))
-                .returning(daily.c.day)
             )
-            return done.scalar_one_or_none() is not None
 
     # -- checklist marks -----------------------------------------------------------------------
 

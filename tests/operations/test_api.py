@@ -4,7 +4,9 @@ product stand-in's exact rates), the traffic light moves with them, and Promethe
 "unknown", never green."""
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from operations import OPERATIONS_KEY, rules
-from operations.service import due_parts
+from operations.service import due_parts, summary_owed
 from tensafe_ops.sandbox.server import DEMO_SLACK_WEBHOOKS, RunningWorld
 from tests.operations.conftest import (
     demo_client,
@@ -22,6 +24,7 @@ from tests.operations.conftest import (
     metric_values,
 )
 from tests.operations.stack import Product, wait_for
+from webhook import WEBHOOK_KEY
 
 
 def tiles(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -354,6 +357,83 @@ async def test_recorder_stores_morning_and_night_once(
     assert past["key_metrics"]["dau"]["value"] == stored.record["key_numbers"]["dau"]
 
 
+class SQLiteWriter:
+    """Another writer on the state database: while it holds the write lock, the service's
+    writes wait for it (SQLite's busy timeout) and commit as soon as it lets go, which may be
+    after the store's timeout has already failed the call."""
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    async def lock(self) -> None:
+        await asyncio.to_thread(self.db.execute, "BEGIN IMMEDIATE")
+
+    async def release(self) -> None:
+        await asyncio.to_thread(self.db.execute, "COMMIT")
+        self.db.close()
+
+
+@pytest.mark.parametrize("slow", ["post", "record"])
+async def test_the_nightly_summary_is_posted_once_though_a_write_outlasts_the_store_timeout(
+    aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path, slow: str
+) -> None:
+    """The store is busy for a second during the nightly pass, its timeout is 0.3 s: writes
+    time out and commit later. `post`: the record is stored in time, posting it waits (it
+    used to claim the day first, then time out); `record`: the record itself commits late.
+    That pass fails, yet one Slack summary goes out, and only one (it used to be none: the
+    next pass found the day posted, or recorded and so not due)."""
+    client = await demo_client(aiohttp_client, demo_world, tmp_path, store_timeout=0.3)
+    ops = client.app[OPERATIONS_KEY]
+    day = datetime.now(UTC).date() - timedelta(days=5)  # past: its summary is due to send now
+    night = datetime(day.year, day.month, day.day, 23, 0, tzinfo=UTC)
+    assert await ops.record_due(night - timedelta(hours=15)) == ["morning"]
+    database = ops.store.engine.url.database
+    assert database is not None
+    writer = SQLiteWriter(database)
+    if slow == "record":
+        await writer.lock()
+    else:
+        stored_in_time = ops.store.save_record
+
+        async def save_record_then_lock(*args: Any, **kwargs: Any) -> bool:
+            saved = await stored_in_time(*args, **kwargs)
+            ops.store.save_record = stored_in_time  # type: ignore[method-assign]
+            await writer.lock()
+            return saved
+
+        ops.store.save_record = save_record_then_lock  # type: ignore[method-assign]
+
+    nightly = asyncio.create_task(ops.record_due(night))
+    await asyncio.sleep(1.0)
+    await writer.release()
+    with contextlib.suppress(TimeoutError):
+        await nightly
+    late = ops.store.pending | client.app[WEBHOOK_KEY].writes
+    if late:  # the writes that outlasted the timeout commit
+        await asyncio.wait(late)
+    for minutes in (1, 2):  # the recorder's next passes
+        await ops.record_due(night + timedelta(minutes=minutes))
+
+    oncall = DEMO_SLACK_WEBHOOKS["oncall"]
+    title = f"TenSafe daily summary - {day.isoformat()}"
+
+    def summaries() -> list[Any]:
+        return [
+            m
+            for m in demo_world.slack.messages
+            if m.webhook == oncall and title in json.dumps(m.payload)
+        ]
+
+    for _ in range(50):
+        if summaries():
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # a second copy would be sent meanwhile
+    assert len(summaries()) == 1
+    stored = await ops.store.day(day)
+    assert stored is not None and stored.posted_at is not None
+
+
 def test_due_parts_replaces_an_earlier_record_with_the_nightly_one() -> None:
     from operations.config import OperatorConfig
     from operations.store import DayRow
@@ -370,6 +450,15 @@ def test_due_parts_replaces_an_earlier_record_with_the_nightly_one() -> None:
     assert due_parts(at(23), cfg, afternoon) == ["record"]
     nightly = DayRow("2026-11-27", {}, at(8).timestamp(), {}, at(23, 1).timestamp(), None)
     assert due_parts(at(23, 30), cfg, nightly) == []
+    # A nightly record whose summary did not get out (the pass failed): owed, if posting.
+    posting = OperatorConfig(summary_slack="oncall")
+    assert summary_owed(at(23, 30), posting, nightly)
+    assert not summary_owed(at(23, 30), cfg, nightly)
+    assert not summary_owed(at(22, 59), posting, afternoon)  # the nightly record will post
+    posted = DayRow(
+        "2026-11-27", {}, at(8).timestamp(), {}, at(23, 1).timestamp(), at(23, 1).timestamp()
+    )
+    assert not summary_owed(at(23, 30), posting, posted)
 
 
 async def test_events_calendar_and_read_only_credentials(
