@@ -84,7 +84,8 @@ def _int(request: web.Request, name: str, default: int, low: int, high: int) -> 
     text = request.query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    # isascii: '²' is a digit to str.isdigit() but not to int().
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
         raise ParameterError(name, f"{name} must be an integer from {low} to {high}")
     return int(text)
 
@@ -345,7 +346,7 @@ async def add_event(request: web.Request) -> Any:
 
 def _event_id(request: web.Request) -> int | None:
     text = request.match_info["id"]
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
 @json_answer

@@ -271,7 +271,7 @@ def _int_param(request: web.Request, name: str) -> int | None:
 
 def _limit(request: web.Request) -> int | web.Response:
     text = request.query.get("limit", "100")
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:
         return error(400, "limit must be an integer from 1 to 1000", field="limit")
     return int(text)
 

@@ -78,7 +78,7 @@ class Gate:
             return None
         scope, _, rest = value.partition(".")
         expires_text, _, mac = rest.partition(".")
-        if scope not in ("api", "read") or not expires_text.isdigit():
+        if scope not in ("api", "read") or not (expires_text.isascii() and expires_text.isdigit()):
             return None
         checked: Scope = "api" if scope == "api" else "read"
         credentials = self._credentials(checked)

@@ -108,6 +108,7 @@ CASES = [
     Case("limit 1001", "GET", "/api/v1/alerts?limit=1001", headers=API),
     Case("limit huge", "GET", f"/api/v1/deliveries?limit={HUGE_ID}", headers=API),
     Case("limit text", "GET", "/api/v1/notifications/failed?limit=ten", headers=API),
+    Case("limit '²'", "GET", "/api/v1/notifications/failed?limit=%C2%B2", headers=API),
     Case("state unknown", "GET", "/api/v1/alerts?state=open", headers=API),
     Case("severity unknown", "GET", "/api/v1/alerts?severity=page", headers=API),
     Case("delivery state unknown", "GET", "/api/v1/deliveries?state=failed", headers=API),

@@ -526,12 +526,15 @@ async def test_events_calendar_and_read_only_credentials(
     removed = await client.delete(f"/api/v1/events/{created['id']}", headers=API)
     assert removed.status == 200
     assert (await client.delete(f"/api/v1/events/{created['id']}", headers=API)).status == 404
+    # '²' passes str.isdigit() but not int(): no such event, not a 500.
+    assert (await client.delete("/api/v1/events/%C2%B2", headers=API)).status == 404
 
     # Bad parameters are 400s naming the field.
     for path, field in (
         ("/api/v1/incidents?since=yesterday-ish", "since"),
         ("/api/v1/customers?band=happy", "band"),
         ("/api/v1/customers?limit=0", "limit"),
+        ("/api/v1/customers?offset=%C2%B2", "offset"),  # a digit to isdigit(), not to int()
         ("/api/v1/daily/2026-13-45", "date"),
         ("/api/v1/oncall/handoff?shift=evening", "shift"),
     ):
