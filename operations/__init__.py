@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
 from operations import pages
 from operations.config import OperatorConfig
@@ -23,6 +24,7 @@ from operations.store import OperatorStore
 from tensafe_ops.auth import Auth
 from tensafe_ops.keys import CLOCK_KEY, STATE_STORE_KEY
 from tensafe_ops.log import get_logger
+from tensafe_ops.storage import describe_error
 
 log = get_logger("tensafe_ops.operations")
 
@@ -72,7 +74,12 @@ async def _record_forever(ops: Operations) -> None:
     while True:
         try:
             await ops.record_due(ops.clock())
-        except Exception:  # the store or Prometheus may be briefly away; the next pass retries
+        except (TimeoutError, OSError, DBAPIError, aiohttp.ClientError) as exc:
+            # The store or Prometheus is away: one line per pass (every
+            # record_check_interval), not a traceback each time; the next pass retries.
+            ops.recorder_errors += 1
+            log.warning("daily_record_failed", error=describe_error(exc))
+        except Exception:  # a bug: its traceback, once per pass
             ops.recorder_errors += 1
             log.exception("daily_record_failed")
         await asyncio.sleep(ops.cfg.record_check_interval)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 T = TypeVar("T")
@@ -184,3 +185,10 @@ async def _put_rows(conn: AsyncConnection, namespace: str, values: Mapping[str, 
             set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
         )
         await conn.execute(stmt)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The error without the SQL statement and its parameters (they hold alert content)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {exc.orig}".splitlines()[0][:500]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError
 
 from tensafe_ops.clock import Clock
 from tensafe_ops.log import get_logger
+from tensafe_ops.storage import describe_error as describe
 from webhook.journal import Entry, Journal
 from webhook.metrics import WebhookStats
 from webhook.outbox import Target
@@ -41,13 +41,6 @@ BACKOFF_CAP = 30.0
 STOP_TIMEOUT = 10.0
 ARRIVAL_WINDOW = 1.0
 """Seconds after the last accepted notification during which ingest takes small batches."""
-
-
-def describe(exc: BaseException) -> str:
-    """The error without the SQL statement and its parameters (they hold alert content)."""
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return f"{type(exc.orig).__name__}: {exc.orig}".splitlines()[0][:500]
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
 
 
 class Answering:
