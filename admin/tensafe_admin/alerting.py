@@ -115,6 +115,79 @@ def deliveries_list(state: str | None, limit: int, **options: Any) -> None:
     run.table(data, "Deliveries", [*columns, "Last status", "Last error"], rows)
 
 
+@deliveries.command("retry")
+@click.argument("delivery_id", type=int)
+@common
+@checked
+def deliveries_retry(delivery_id: int, **options: Any) -> None:
+    """Put a dead-lettered delivery back in the outbox, due now (once its cause is fixed).
+
+    \b
+    Example:
+      tensafe-admin deliveries retry 12
+    """
+    run = start(**options)
+    data = run.client.post(f"/api/v1/deliveries/{delivery_id}/retry")
+    run.emit(
+        data,
+        f"Delivery {data['id']} queued again ({data['target']}:{data['destination']}).",
+        None,
+    )
+
+
+@main.group()
+def notifications() -> None:
+    """Alertmanager notifications the webhook's ingest set aside as failed."""
+
+
+LAST_ERROR_SHOWN = 80
+"""Characters of a set-aside notification's error in a table (the API keeps up to 500)."""
+
+
+def shortened(text: str, limit: int = LAST_ERROR_SHOWN) -> str:
+    """`text` cut to `limit` characters, an ellipsis saying so."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@notifications.command("failed")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@common
+@checked
+def notifications_failed(limit: int, **options: Any) -> None:
+    """Notifications set aside as failed, oldest first, with their last error (JSON: the body
+    as received too).
+
+    \b
+    Example:
+      tensafe-admin notifications failed
+    """
+    run = start(**options)
+    data = run.client.get("/api/v1/notifications/failed", limit=limit)
+    rows = [
+        [n["id"], run.time(n["received_at"]), n["attempts"], shortened(n["last_error"] or "-")]
+        for n in data["notifications"]
+    ]
+    columns = ["ID", "Received", "Attempts", "Last error"]
+    run.table(data, "Failed notifications", columns, rows)
+
+
+@notifications.command("retry")
+@click.argument("notification_id", type=int)
+@common
+@checked
+def notifications_retry(notification_id: int, **options: Any) -> None:
+    """Put a failed notification back in line for ingesting (attempts from zero), once its
+    cause is fixed.
+
+    \b
+    Example:
+      tensafe-admin notifications retry 7
+    """
+    run = start(**options)
+    data = run.client.post(f"/api/v1/notifications/{notification_id}/retry")
+    run.emit(data, f"Notification {data['id']} queued again for ingesting.", None)
+
+
 @main.group()
 def maintenance() -> None:
     """Maintenance windows: matching pages become Slack notes meanwhile."""

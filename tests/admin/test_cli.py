@@ -19,13 +19,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner, Result
+from tensafe_admin.alerting import shortened
 from tensafe_admin.cli import main
 
 from tensafe_ops.sandbox.server import DEMO_SLACK_WEBHOOKS, RunningWorld
 from tests.operations.conftest import demo_client, demo_with_prometheus, get
 from tests.operations.stack import Product, wait_for
 from tests.webhook.am import am_alert, ingest, notification
+from tests.webhook.test_ingest import refuse_alertname
 from webhook import DISPATCHER_KEY, WEBHOOK_KEY
+from webhook.outbox import Delivery
 
 
 @dataclass
@@ -294,11 +297,10 @@ async def test_every_command_shows_the_services_real_values(
     assert listed.stdout == "### Maintenance windows\n\nNone.\n\n"
 
 
-async def test_deliveries_list_shows_the_dead_letters_the_light_points_to(
-    aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
-) -> None:
-    client = await demo_client(aiohttp_client, demo_world, tmp_path)
-    await client.app[DISPATCHER_KEY].stop()  # this test plays the dispatcher
+async def dead_letter(client: TestClient) -> Delivery:  # type: ignore[type-arg]
+    """A page's delivery, dead-lettered as the dispatcher does on a 404 (the test plays the
+    dispatcher, so nothing sends it again behind the test's back)."""
+    await client.app[DISPATCHER_KEY].stop()
     body = notification(am_alert("TenSafeAPIDown", severity="critical"))
     assert (await client.post("/api/v1/alerts", json=body)).status == 200
     await ingest(client.app)
@@ -308,6 +310,14 @@ async def test_deliveries_list_shows_the_dead_letters_the_light_points_to(
     now = datetime.now(UTC)
     [claimed, *_] = await store.claim(pending[0]["target"], 10, now, 60)
     await store.mark_dead(claimed.id, now, "404 channel_not_found", 404)
+    return claimed
+
+
+async def test_deliveries_list_shows_the_dead_letters_the_light_points_to(
+    aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
+) -> None:
+    client = await demo_client(aiohttp_client, demo_world, tmp_path)
+    claimed = await dead_letter(client)
     cli = cli_for(client)
     status = await cli("status", "--quick")
     hint = "1 webhook delivery dead-lettered (tensafe-admin deliveries list --state dead)"
@@ -325,6 +335,86 @@ async def test_deliveries_list_shows_the_dead_letters_the_light_points_to(
     assert claimed.id not in [d["id"] for d in waiting["deliveries"]]
     bad = await cli("deliveries", "list", "--state", "lost")
     assert bad.exit_code == 2 and "'lost' is not one of" in bad.stderr
+
+
+async def test_deliveries_retry_puts_a_dead_letter_back_in_line_once(
+    aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
+) -> None:
+    client = await demo_client(aiohttp_client, demo_world, tmp_path)
+    claimed = await dead_letter(client)
+    cli = cli_for(client)
+    [dead] = (await cli.json("deliveries", "list", "--state", "dead"))["deliveries"]
+    where = f"{dead['target']}:{dead['destination']}"
+
+    retried = await cli("deliveries", "retry", str(claimed.id), "-o", "table")
+    assert retried.exit_code == 0, retried.stderr
+    assert retried.stdout == f"Delivery {claimed.id} queued again ({where}).\n"
+    waiting = await cli.json("deliveries", "list", "--state", "pending")
+    assert claimed.id in [d["id"] for d in waiting["deliveries"]]
+    assert (await cli.json("deliveries", "list", "--state", "dead"))["deliveries"] == []
+
+    again = await cli("deliveries", "retry", str(claimed.id))
+    assert (again.exit_code, again.stdout, again.stderr) == (
+        1,
+        "",
+        f"tensafe-admin: tensafe-ops answered 409: delivery {claimed.id} is pending, "
+        "only dead deliveries can be retried\n",
+    )
+    unknown = await cli("deliveries", "retry", "999999")
+    assert (unknown.exit_code, unknown.stderr) == (
+        1,
+        "tensafe-admin: tensafe-ops answered 404: no delivery 999999\n",
+    )
+
+
+async def test_notifications_the_ingest_set_aside_are_listed_and_retried(
+    aiohttp_client: Any, demo_world: RunningWorld, tmp_path: Path
+) -> None:
+    client = await demo_client(
+        aiohttp_client, demo_world, tmp_path, webhook={"ingest": {"max_attempts": 1}}
+    )
+    engine = client.app[WEBHOOK_KEY].store.engine
+    await refuse_alertname(engine, "Poison")
+    response = await client.post("/api/v1/alerts", json=notification(am_alert("Poison")))
+    journal_id = (await response.json())["id"]
+    cli = cli_for(client)
+    async with asyncio.timeout(10):  # the background ingester's one attempt: set aside
+        while True:
+            failed = await cli.json("notifications", "failed")
+            if failed["notifications"]:
+                break
+            await asyncio.sleep(0.05)
+    [entry] = failed["notifications"]
+    assert (entry["id"], entry["attempts"]) == (journal_id, 1)
+    assert "refused" in entry["last_error"] and '"Poison"' in entry["body"]  # JSON: all of it
+    table = await cli("notifications", "failed", "-o", "table")
+    assert table.exit_code == 0, table.stderr
+    row = next(line for line in table.stdout.splitlines() if "refused" in line)
+    received = f"{entry['received_at'][:10]} {entry['received_at'][11:16]} UTC"
+    assert re.search(rf"^\W*{journal_id}\W+{received}\W+1\W+\w*Error: refused\b", row), row
+    assert "Poison" not in table.stdout  # the body stays out of the table
+
+    async with engine.begin() as conn:  # the cause is fixed
+        await conn.exec_driver_sql("DROP TRIGGER refuse")
+    retried = await cli("notifications", "retry", str(journal_id), "-o", "table")
+    assert retried.exit_code == 0, retried.stderr
+    assert retried.stdout == f"Notification {journal_id} queued again for ingesting.\n"
+    again = await cli("notifications", "retry", str(journal_id))
+    assert (again.exit_code, again.stderr) == (
+        1,
+        "tensafe-admin: tensafe-ops answered 404: no failed notification with that id\n",
+    )
+    await ingest(client.app)
+    alerts = await cli.json("alerts", "list")
+    assert [a["alertname"] for a in alerts["alerts"]] == ["Poison"]
+    empty = await cli("notifications", "failed", "-o", "markdown")
+    assert empty.stdout == "### Failed notifications\n\nNone.\n\n"
+
+
+def test_a_long_error_is_shortened_in_the_table_only() -> None:
+    error = "IntegrityError: " + "x" * 200
+    assert shortened(error) == error[:79] + "…" and len(shortened(error)) == 80
+    assert shortened("IntegrityError: refused") == "IntegrityError: refused"
 
 
 async def test_unreachable_service_and_bad_input_are_one_clear_line(tmp_path: Path) -> None:

@@ -21,14 +21,19 @@ __all__ = ["demo_world"]
 
 
 def demo_app(
-    world: RunningWorld, tmp_path: Path, clock: Clock = utcnow, **operator: Any
+    world: RunningWorld,
+    tmp_path: Path,
+    clock: Clock = utcnow,
+    webhook: dict[str, Any] | None = None,
+    **operator: Any,
 ) -> web.Application:
+    """`webhook`: settings of the webhook's own (e.g. its ingest), over the fast dispatch."""
     fast = {"interval": 2.0}
     settings = parse_settings(
         {
             "server": {"state_dir": str(tmp_path / "state")},
             "exporter": {name: fast for name in SOURCES},
-            "webhook": {"dispatch": {"poll_interval": 0.2}},
+            "webhook": {"dispatch": {"poll_interval": 0.2}, **(webhook or {})},
             "operator": {"record_check_interval": 3600, **operator},
         }
     )
@@ -36,9 +41,14 @@ def demo_app(
 
 
 async def demo_client(
-    aiohttp_client: Any, world: RunningWorld, tmp_path: Path, **operator: Any
+    aiohttp_client: Any,
+    world: RunningWorld,
+    tmp_path: Path,
+    webhook: dict[str, Any] | None = None,
+    **operator: Any,
 ) -> TestClient:  # type: ignore[type-arg]
-    client: TestClient = await aiohttp_client(demo_app(world, tmp_path, **operator))  # type: ignore[type-arg]
+    app = demo_app(world, tmp_path, webhook=webhook, **operator)
+    client: TestClient = await aiohttp_client(app)  # type: ignore[type-arg]
     await scrape_until_up(client)
     return client
 
