@@ -211,7 +211,7 @@ def _own_reasons(p: Picture, sources: list[dict[str, Any]]) -> list[str]:
         notifications = counted(
             webhook["journal_failed"], "Alertmanager notification", "Alertmanager notifications"
         )
-        reasons.append(f"{notifications} set aside")
+        reasons.append(f"{notifications} set aside (tensafe-admin notifications failed)")
     overdue = sum((webhook.get("overdue") or {}).values())
     if overdue:
         reasons.append(
