@@ -4,10 +4,11 @@ It calls no upstream. The first computation waits until every enabled input sour
 (zendesk, stripe, usage) has completed one sync, i.e. has facts — from this run, or persisted
 by the last one and restored at startup. Stripe and usage are needed in any case (without them
 nearly every score would be a meaningless 100). While it waits, a refresh exports only
-`tensafe_health_inputs_available{source}` (0 for what is missing) and no score, band or signal,
-and checks again every `WAIT_RECHECK` seconds instead of its interval. A score is never built
-on missing inputs: today Zendesk's first sync takes longer than Stripe's, and scores made in
-between would show no ticket signal for anyone.
+`tensafe_health_inputs_available{source}` (0 for what is missing) and the configured band
+bounds `tensafe_health_band_below{band}` (config, known from the start), no score, band count
+or signal, and checks again every `WAIT_RECHECK` seconds instead of its interval. A score is
+never built on missing inputs: today Zendesk's first sync takes longer than Stripe's, and scores
+made in between would show no ticket signal for anyone.
 """
 
 from collections import Counter
@@ -52,6 +53,18 @@ def availability(inputs: Mapping[str, Mapping[str, Any] | None]) -> GaugeMetricF
     return available
 
 
+def band_bounds(cfg: HealthConfig) -> GaugeMetricFamily:
+    """The configured bounds, for rules that must agree with the exporter on "at risk"."""
+    below = _gauge(
+        "tensafe_health_band_below",
+        "The configured score below which a customer is in the band (exporter.health.*_below).",
+        ["band"],
+    )
+    below.add_metric(["at_risk"], float(cfg.at_risk_below))
+    below.add_metric(["watch"], float(cfg.watch_below))
+    return below
+
+
 def health_families(
     scores: Mapping[str, Health],
     inputs: Mapping[str, Mapping[str, Any] | None],
@@ -62,6 +75,7 @@ def health_families(
     usage = inputs.get("usage") or {}
 
     available = availability(inputs)
+    bounds = band_bounds(cfg)
 
     bands = Counter(h.band for h in scores.values())
     by_band = _gauge("tensafe_health_customers", "Customers per health band.", ["band"])
@@ -103,7 +117,16 @@ def health_families(
         "Enterprise customers left out of tensafe_health_score by per_customer_cap.",
     )
     omitted.add_metric([], max(0, len(enterprise) - cfg.per_customer_cap))
-    return [available, by_band, at_risk_customers, at_risk_mrr, per_signal, per_customer, omitted]
+    return [
+        available,
+        bounds,
+        by_band,
+        at_risk_customers,
+        at_risk_mrr,
+        per_signal,
+        per_customer,
+        omitted,
+    ]
 
 
 def share_equal(scores: Mapping[str, Health]) -> dict[str, dict[str, Any]]:
@@ -159,7 +182,9 @@ class HealthSource:
         missing = [source for source in self.awaited if inputs[source] is None]
         if missing:
             log.info("health_waiting_for_inputs", missing=missing)
-            return SourceResult([availability(inputs)], refresh_again_in=WAIT_RECHECK)
+            return SourceResult(
+                [availability(inputs), band_bounds(self.cfg)], refresh_again_in=WAIT_RECHECK
+            )
         # Scoring 20,000 accounts takes ~0.2 s of CPU: in a worker thread. The inputs are the
         # other sources' snapshot facts, which are never changed once built (a refresh builds
         # new ones and the runner swaps whole snapshots), so the thread reads them safely.

@@ -170,6 +170,20 @@ async def test_a_disabled_zendesk_is_not_waited_for_and_reported(
     assert got[("tensafe_health_customers", (("band", "healthy"),))] == 1
 
 
+@pytest.mark.parametrize("inputs", [{}, {"stripe", "usage"}], ids=["waiting", "scored"])
+async def test_the_configured_band_bounds_are_exported(
+    state: StateStore, clock: FakeClock, inputs: set[str]
+) -> None:
+    """The bounds are config: exported before the first join as after it, for the rules."""
+    by_source = {"stripe": stripe_fact(10), "usage": usage_fact(1)}
+    facts = DictFacts(**{s: {"acct_1": by_source[s]} for s in inputs})
+    cfg = HealthConfig(at_risk_below=50, watch_below=80)
+    got = samples(await refresh_with(facts, state, clock, cfg))
+    assert ("tensafe_health_score" in {name for name, _ in got}) == bool(inputs)
+    bounds = {dict(k[1])["band"]: v for k, v in got.items() if k[0] == "tensafe_health_band_below"}
+    assert bounds == {"at_risk": 50, "watch": 80}
+
+
 @pytest.mark.parametrize(
     ("enabled", "present"),
     [
@@ -188,7 +202,11 @@ async def test_waits_for_every_enabled_input_and_says_so(
     facts = DictFacts(**{s: {"acct_1": by_source[s]} for s in present})
     result = await refresh_with(facts, state, clock, enabled=enabled)
     got = samples(result)
-    assert {name for name, _ in got} == {"tensafe_health_inputs_available"}  # no score at all
+    # No score at all: only the availability and the configured bounds.
+    assert {name for name, _ in got} == {
+        "tensafe_health_inputs_available",
+        "tensafe_health_band_below",
+    }
     for source in health.INPUTS:
         labels = (("source", source),)
         assert got[("tensafe_health_inputs_available", labels)] == (source in present)
