@@ -492,14 +492,15 @@ def customers() -> list[Any]:
     return [
         series_panel(
             "Health bands",
-            "Customers per health band: at risk (< 40), watch (< 70), healthy.",
+            "Customers per health band: at risk (< 40), watch (< 70), healthy; the bounds are "
+            "exporter.health.at_risk_below and watch_below (defaults shown).",
             "short",
             [query("sum by (band) (tensafe_health_customers)", "{{band}}")],
             width=6,
         ),
         stat_panel(
             "At risk",
-            "Customers with a health score under 40, and their MRR.",
+            "Customers in the at_risk band: score under exporter.health.at_risk_below (40).",
             "short",
             [query("sum(tensafe_health_at_risk_customers)", "customers")],
             ((None, "green"), (1, "orange")),
@@ -524,7 +525,8 @@ def customers() -> list[Any]:
         ),
         table_panel(
             "Enterprise customer health",
-            "Health score of each enterprise customer, lowest first (at risk below 40).",
+            "Health score of each enterprise customer, lowest first (at risk below "
+            "exporter.health.at_risk_below, default 40).",
             "short",
             "sort(tensafe_health_score)",
         ),
