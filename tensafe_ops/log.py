@@ -9,6 +9,8 @@ import structlog
 
 _MASK = "***"
 _secrets: set[str] = set()
+_configured = {"level": logging.NOTSET}
+"""The level `setup_logging` filters at (NOTSET before it: structlog's default prints all)."""
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -37,7 +39,14 @@ def _mask_processor(
     return event
 
 
+def debug_logging() -> bool:
+    """Whether debug lines are written. A per-request `log.debug` costs a few microseconds
+    even when filtered (the lazy logger binds on every call), so hot paths ask first."""
+    return _configured["level"] <= logging.DEBUG
+
+
 def setup_logging(fmt: str = "json", level: int = logging.INFO) -> None:
+    _configured["level"] = level
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"

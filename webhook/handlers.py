@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tensafe_ops.bodies import undecodable
 from tensafe_ops.clock import Clock
 from tensafe_ops.keys import API_READ_AUTH_KEY
-from tensafe_ops.log import get_logger
+from tensafe_ops.log import debug_logging, get_logger
 from tensafe_ops.storage import within
 from webhook.auth import authorized, pagerduty_signature_valid
 from webhook.config import Auth, WebhookConfig
@@ -187,19 +187,19 @@ async def _receive(webhook: Webhook, auth: Auth, request: web.Request) -> web.Re
         return received
     try:
         # Not shielded: the journal's commit task owns the write, a cancelled handler
-        # (client gone) only stops waiting for it.
-        async with asyncio.timeout(webhook.cfg.store_timeout):
-            journal_id = await webhook.journal.append(received.text, webhook.clock())
+        # (client gone) only stops waiting for it. The journal fails it after store_timeout.
+        journal_id = await webhook.journal.append(received.text, webhook.clock())
     except _STORE_ERRORS as exc:
         return _unavailable(webhook, exc)
     webhook.stats.accepted += 1
-    log.debug(  # per notification: debug; the ingest logs each batch at info
-        "notification_accepted",
-        receiver=received.receiver,
-        group_key=received.group_key,
-        alerts=received.alerts,
-        journal_id=journal_id,
-    )
+    if debug_logging():  # per notification: debug (the ingest logs each batch at info)
+        log.debug(
+            "notification_accepted",
+            receiver=received.receiver,
+            group_key=received.group_key,
+            alerts=received.alerts,
+            journal_id=journal_id,
+        )
     return web.json_response({"status": "accepted", "alerts": received.alerts, "id": journal_id})
 
 

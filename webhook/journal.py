@@ -12,9 +12,12 @@ goes into the next one, with no timer, so a lone notification is never delayed.
 A database that hangs must not make the process hold bodies without bound: `waiting_bytes`
 counts the bodies appended and not yet committed (the receiver answers 503 without reading a
 body once it passes its budget); a body whose handler stopped waiting before its commit began
-is dropped (it was answered 503, so the sender sends it again); and a commit that takes longer
-than `timeout` fails its waiters at once, while the next commit waits for it to end, so a hung
-database holds one connection and one batch, not one per batch.
+is dropped (it was answered 503, so the sender sends it again); and an append not committed
+within `timeout` fails at once, while the next commit waits for the stuck one to end, so a hung
+database holds one connection and one batch, not one per batch. The journal keeps that deadline
+itself, with one timer for all appends (they expire in the order they came), instead of a
+timer per request: at thousands of notifications a second the per-request timers were a
+measurable share of the receiver's time (bench/README.md).
 
 Two backends, one contract:
 - `SqlJournal` (PostgreSQL, or an in-memory SQLite): the `webhook_notifications` table of the
@@ -26,6 +29,7 @@ Two backends, one contract:
 import asyncio
 import itertools
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -36,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tensafe_ops.log import get_logger
-from webhook.bulk import insert_rows
+from webhook.bulk import insert_rows, insert_rows_alone
 from webhook.statements import reading
 from webhook.tables import notifications
 
@@ -93,10 +97,12 @@ def backlog_of(now: datetime, counts: Sequence[Sequence[Any]]) -> Backlog:
 class Journal(ABC):
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout
-        """Seconds a commit may take before its waiters are failed (the receiver's 503)."""
+        """Seconds an append may wait for its commit before it fails (the receiver's 503)."""
         self._waiting: dict[asyncio.Future[int], Row] = {}
         self._committer: asyncio.Task[None] | None = None
-        self._inserting: asyncio.Task[list[int]] | None = None
+        self._deadlines: deque[tuple[float, asyncio.Future[int]]] = deque()
+        """Every append not known to be done, oldest first, with the loop time it expires."""
+        self._watchdog: asyncio.TimerHandle | None = None
         self.appended = asyncio.Event()
         """Set after every commit that appended something: the ingester's wake-up."""
         self.waiting_bytes = 0
@@ -108,10 +114,14 @@ class Journal(ABC):
         commit has begun the write belongs to the commit task: cancelling the future (the
         client went away, the handler timed out) no longer takes the notification out. Before
         that, a cancelled future drops it: its sender got no 2xx and sends it again."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
         self._waiting[future] = (received_at.timestamp(), body)
         self.waiting_bytes += len(body)
         future.add_done_callback(self._drop_unwanted)
+        self._deadlines.append((loop.time() + self.timeout, future))
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(self._deadlines[0][0], self._expire)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting(), name="journal-commit")
         return future
@@ -120,6 +130,29 @@ class Journal(ABC):
         row = self._waiting.pop(future, None)  # None once its commit began
         if row is not None:
             self.waiting_bytes -= len(row[1])
+
+    def _expire(self) -> None:
+        """Fail the appends whose commit has not ended within `timeout`. One waiting for a
+        commit to begin is dropped (`_drop_unwanted`); one in a commit stays in it (if that
+        commits after all, the sender's retry is a duplicate, which ingest ignores)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        expired = 0
+        while self._deadlines and (self._deadlines[0][1].done() or self._deadlines[0][0] <= now):
+            _, future = self._deadlines.popleft()
+            if not future.done():
+                future.set_exception(TimeoutError(f"not stored within {self.timeout} s"))
+                expired += 1
+        if expired:
+            log.warning("journal_commit_stuck", notifications=expired, after=self.timeout)
+        self._watchdog = None
+        if self._deadlines:
+            self._watchdog = loop.call_at(self._deadlines[0][0], self._expire)
+
+    def _forget_done(self) -> None:
+        """Drop finished appends from the front of `_deadlines` (commits end in order)."""
+        while self._deadlines and self._deadlines[0][1].done():
+            self._deadlines.popleft()
 
     async def _commit_waiting(self) -> None:
         while self._waiting:
@@ -133,31 +166,22 @@ class Journal(ABC):
                 self.waiting_bytes -= size
 
     async def _commit(self, batch: list[tuple["asyncio.Future[int]", Row]]) -> None:
-        insert = self._inserting = asyncio.create_task(self._insert([row for _, row in batch]))
+        # Not bounded here: `_expire` fails the waiters of a commit that hangs, and nothing
+        # else is written until it ends (one stuck connection, one batch held).
         try:
-            ids = await asyncio.wait_for(asyncio.shield(insert), self.timeout)
-        except TimeoutError as exc:
-            # The database hangs: the waiters get their 503 now; the insert may still
-            # commit later (then the senders' retries are duplicates, which ingest ignores).
-            # Nothing else is written until it ends: one stuck connection, one batch held.
-            _fail(batch, exc)
-            log.warning("journal_commit_stuck", notifications=len(batch), after=self.timeout)
-            await asyncio.wait([insert])
-            if not insert.cancelled() and insert.exception() is None:
-                self.appended.set()
-            return
-        except Exception as exc:  # the transaction failed: every waiter gets a 503
-            _fail(batch, exc)
-            return
+            ids = await self._insert([row for _, row in batch])
         except asyncio.CancelledError:
-            insert.cancel()
             for future, _ in batch:
                 future.cancel()
             raise
-        for (future, _), journal_id in zip(batch, ids, strict=True):
-            if not future.done():
-                future.set_result(journal_id)
-        self.appended.set()
+        except Exception as exc:  # the transaction failed: every waiter gets a 503
+            _fail(batch, exc)
+        else:
+            for (future, _), journal_id in zip(batch, ids, strict=True):
+                if not future.done():
+                    future.set_result(journal_id)
+            self.appended.set()
+        self._forget_done()
 
     async def flush(self) -> None:
         """Wait until everything appended so far is committed (shutdown), or the database
@@ -173,6 +197,12 @@ class Journal(ABC):
     async def close(self) -> None:
         await self.flush()
         await self.tidy()
+        self._stop_watchdog()
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     @abstractmethod
     async def _insert(self, rows: Sequence[Row]) -> list[int]:
@@ -230,7 +260,10 @@ class SqlJournal(Journal):
             {"received_at": at, "body": body, "state": "pending", "attempts": 0}
             for at, body in rows
         ]
-        async with self.writing() as conn:
+        if self.engine.dialect.name == "postgresql":
+            inserted = await insert_rows_alone(self.engine, notifications, values, ("id",))
+            return sorted(journal_id for (journal_id,) in inserted)
+        async with self.writing() as conn:  # in-memory SQLite: the state database's writer
             inserted = await insert_rows(conn, notifications, values, ("id",), skip_conflicts=False)
         # One INSERT: the ids were generated in the order of the rows.
         return sorted(journal_id for (journal_id,) in inserted)

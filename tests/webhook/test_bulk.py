@@ -5,10 +5,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tensafe_ops.storage import create_engine, migrate
-from webhook.bulk import SQLITE_MAX_PARAMETERS, _sqlite, _sqlite_parts, insert_rows
+from webhook.bulk import (
+    SQLITE_MAX_PARAMETERS,
+    _sqlite,
+    _sqlite_parts,
+    insert_rows,
+    insert_rows_alone,
+)
 from webhook.tables import deliveries, notifications
 
 
@@ -124,3 +130,38 @@ def test_the_sqlite_statement_is_built_once_per_table_and_columns() -> None:
     )
     assert three.endswith(f"), {group} ON CONFLICT DO NOTHING RETURNING id")
     assert three.count(group) == 3
+
+
+async def test_alone_commits_on_its_own_in_order(pg_url: str) -> None:
+    """The PostgreSQL journal's append: committed when it returns (another connection sees
+    it), ids ascending in the order given, and the pooled connection is left clean: the next
+    transaction on it rolls back what it writes, as it should."""
+    engine = create_async_engine(pg_url, pool_size=1, max_overflow=0)  # one connection, reused
+    try:
+        await migrate(engine)
+        rows = [
+            {"received_at": float(i), "body": f"body {i}", "state": "pending", "attempts": 0}
+            for i in range(5)
+        ]
+        inserted = await insert_rows_alone(engine, notifications, rows, ["id"])
+        ids = [i for (i,) in inserted]
+        assert ids == sorted(ids)
+        other = create_engine(pg_url)
+        try:
+            async with other.connect() as conn:
+                found = (
+                    await conn.execute(sa.select(notifications.c.body).order_by(notifications.c.id))
+                ).scalars()
+                assert list(found) == [f"body {i}" for i in range(5)]
+        finally:
+            await other.dispose()
+        with pytest.raises(RuntimeError):
+            async with engine.begin() as conn:
+                await conn.execute(sa.delete(notifications))
+                raise RuntimeError("rolls back")
+        async with engine.connect() as conn:
+            count = await conn.execute(sa.select(sa.func.count()).select_from(notifications))
+            assert count.scalar() == 5
+        assert await insert_rows_alone(engine, notifications, [], ["id"]) == []
+    finally:
+        await engine.dispose()
