@@ -35,7 +35,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from bench.common import sandbox_process
+from bench.common import EXPORT_WINDOW, sandbox_process
 from exporter import build_sources
 from exporter.config import ExporterConfig
 from exporter.runner import Runner
@@ -100,7 +100,7 @@ def exporter_config(info: dict[str, Any]) -> ExporterConfig:
                 "base_url": urls["zendesk"],
                 "email": credentials["zendesk"]["email"],
                 "token": credentials["zendesk"]["token"],
-                "rate_limit_per_minute": 6000,  # the fake does not enforce 10/min here
+                "rate_limit_per_minute": 6000,  # in step with the fake's EXPORT_WINDOW
                 "timeout": 3600,
             },
             "pagerduty": {
@@ -249,7 +249,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         began = time.perf_counter()
-        with sandbox_process(tmp / "w", *size, "--tick", str(args.tick)) as info:
+        window = ("--zendesk-export-window", str(EXPORT_WINDOW))
+        with sandbox_process(tmp / "w", *size, "--tick", str(args.tick), *window) as info:
             print(
                 f"sandbox {' '.join(size)} up after {time.perf_counter() - began:.0f}s", flush=True
             )

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import BIN, sandbox_process
+from bench.common import BIN, EXPORT_WINDOW, sandbox_process
 
 SOURCES = ("zendesk", "pagerduty", "stripe", "usage", "health")
 
@@ -132,7 +132,8 @@ def run_exporter(tmp: Path, info: dict[str, Any], enabled: bool) -> tuple[float,
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        with sandbox_process(tmp / "w", "--bench-size", "--tick", "0") as info:
+        window = ("--zendesk-export-window", str(EXPORT_WINDOW))
+        with sandbox_process(tmp / "w", "--bench-size", "--tick", "0", *window) as info:
             idle, _ = run_exporter(tmp, info, enabled=False)
             full, took = run_exporter(tmp, info, enabled=True)
     print(f"exporter, every source disabled:       peak RSS {idle:7.1f} MB")

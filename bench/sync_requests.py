@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bench.common import serve
+from bench.common import EXPORT_WINDOW, serve
 from exporter.config import StripeConfig, ZendeskConfig
 from exporter.sources import stripe, zendesk
 from exporter.sources.base import Source, SourceContext
@@ -73,7 +73,12 @@ async def main() -> None:
         f"(built in {time.perf_counter() - started:.0f}s)"
     )
     zd_runner, zd_url = await serve(
-        zendesk_api.make_app(world, Faults(), credentials=DEMO_CREDENTIALS["zendesk"])
+        zendesk_api.make_app(
+            world,
+            Faults(),
+            credentials=DEMO_CREDENTIALS["zendesk"],
+            limit_window_seconds=EXPORT_WINDOW,
+        )
     )
     st_runner, st_url = await serve(
         stripe_api.make_app(world, Faults(), credentials=DEMO_CREDENTIALS["stripe"])
@@ -88,7 +93,7 @@ async def main() -> None:
                 base_url=zd_url,
                 email=DEMO_CREDENTIALS["zendesk"]["email"],
                 token=SecretStr(DEMO_CREDENTIALS["zendesk"]["token"]),
-                rate_limit_per_minute=6000,  # the fake does not enforce 10/min here
+                rate_limit_per_minute=6000,  # in step with the fake's EXPORT_WINDOW
                 timeout=3600,
             ),
             context,

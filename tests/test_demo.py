@@ -319,6 +319,7 @@ async def test_a_frozen_world_file_serves_the_same_values_an_hour_later(
         usage_db_url=f"sqlite+aiosqlite:///{tmp_path / 'usage.db'}",
         tick_every=None,  # --frozen: no ticks
         clock=frozen,
+        zendesk_export_window=0.08,  # 10 per 0.08 s: room for the source's 6,000/min below
     )
     before = json.dumps(world.to_json(), sort_keys=True)  # as served (start-up adds a service)
     settings = parse_settings(

@@ -222,9 +222,12 @@ async def start_world(
     tick_every: float | None = None,
     clock: Clock = utcnow,
     scenario: Scenario | None = None,
+    zendesk_export_window: float = 60.0,
 ) -> RunningWorld:
     """Serve `world` over HTTP on loopback; with `tick_every`, the world keeps changing,
     advanced to `clock()` every `tick_every` seconds (without it, the world is frozen).
+    Zendesk's export takes 10 requests per `zendesk_export_window` seconds (Zendesk: 60;
+    shorter only where the exporter is paced faster in step, e.g. tests and benchmarks).
 
     The simulated TenSafe API (`urls["product"]`) runs on the wall clock whatever `clock`
     says: Prometheus computes its rates in real time.
@@ -232,10 +235,23 @@ async def start_world(
     running = RunningWorld(world=world, usage_db_url=usage_db_url, faults=faults or {}, clock=clock)
     if scenario is not None:
         product.set_scenario(running.product, scenario, time.time())
-    apps = {"zendesk": zendesk_api, "stripe": stripe_api, "pagerduty": pagerduty_api}
-    for name, module in apps.items():
-        fault = running.faults.setdefault(name, Faults())
-        app = module.make_app(world, fault, credentials=DEMO_CREDENTIALS[name])
+    apps = {
+        "zendesk": zendesk_api.make_app(
+            world,
+            running.faults.setdefault("zendesk", Faults()),
+            credentials=DEMO_CREDENTIALS["zendesk"],
+            limit_window_seconds=zendesk_export_window,
+        ),
+        **{
+            name: module.make_app(
+                world,
+                running.faults.setdefault(name, Faults()),
+                credentials=DEMO_CREDENTIALS[name],
+            )
+            for name, module in (("stripe", stripe_api), ("pagerduty", pagerduty_api))
+        },
+    }
+    for name, app in apps.items():
         runner, url = await _serve(app, host)
         running.runners.append(runner)
         running.urls[name] = url

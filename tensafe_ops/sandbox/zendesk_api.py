@@ -11,8 +11,10 @@ as the real API; validated against tests/contracts/zendesk.json by the tests).
   replays the first answer for the same body (`x-idempotency-lookup: hit`) and rejects a
   different body with 400.
 - Basic auth `{email}/token:{token}`, else 401 `{"error": "Couldn't authenticate you"}`.
-- Optional: the incremental export's own limit (10 requests per minute) when
-  `incremental_limit_per_minute` is set; 429 with `Retry-After` past it.
+- The incremental export's own limit, as Zendesk: 10 requests in any minute, 429 with
+  `Retry-After` past it. Tests and benchmarks that run the exporter faster than real time
+  shrink the window (`limit_window_seconds`) in step with the source's pace; nothing turns
+  the limit off.
 """
 
 import base64
@@ -77,6 +79,10 @@ def _position(ticket: dict[str, Any]) -> Position:
     return int(stamp), int(ticket["id"])
 
 
+EXPORT_LIMIT_PER_MINUTE = 10
+"""Zendesk's incremental export: 10 requests a minute (30 with the High Volume API add-on)."""
+
+
 class _SlidingWindow:
     """At most `limit` requests in any `window` seconds (the incremental export's limit)."""
 
@@ -99,16 +105,12 @@ def make_app(
     faults: Faults,
     *,
     credentials: dict[str, str],
-    incremental_limit_per_minute: int | None = None,
+    incremental_limit_per_minute: int = EXPORT_LIMIT_PER_MINUTE,
     limit_window_seconds: float = 60.0,
 ) -> web.Application:
-    """The fake; `incremental_limit_per_minute` (off by default) enforces the export limit
-    over a sliding `limit_window_seconds` window (tests shrink the window)."""
-    window = (
-        _SlidingWindow(incremental_limit_per_minute, limit_window_seconds)
-        if incremental_limit_per_minute
-        else None
-    )
+    """The fake; the export allows `incremental_limit_per_minute` requests in any sliding
+    `limit_window_seconds` window (Zendesk: 10 in 60 s; tests shrink the window)."""
+    window = _SlidingWindow(incremental_limit_per_minute, limit_window_seconds)
     fake = _FakeZendesk(world, credentials, window)
     app = web.Application(middlewares=[fault_middleware(faults, error_body), fake.auth])
     inspectable(app)
@@ -125,9 +127,7 @@ def _origin(request: web.Request) -> str:
 
 
 class _FakeZendesk:
-    def __init__(
-        self, world: World, credentials: dict[str, str], window: _SlidingWindow | None
-    ) -> None:
+    def __init__(self, world: World, credentials: dict[str, str], window: _SlidingWindow) -> None:
         self.world = world
         self.login = f"{credentials['email']}/token"
         self.password = credentials["token"]
@@ -149,7 +149,7 @@ class _FakeZendesk:
         return await handler(request)
 
     async def incremental(self, request: web.Request) -> web.Response:
-        if self.window is not None and (wait := self.window.retry_after()) is not None:
+        if (wait := self.window.retry_after()) is not None:
             response = error_body(429, "Rate limit for incremental exports exceeded")
             response.headers["Retry-After"] = str(wait)
             return response
