@@ -100,6 +100,15 @@ def spinner(console: Console, text: str) -> Iterator[None]:
         status.stop()
 
 
+def shown_url(url: str) -> str:
+    """`url` as an error shows it: without the user, password and query it may carry (a URL
+    like https://user:secret@host/ is valid in --url and TENSAFE_ADMIN_URL)."""
+    try:
+        return str(httpx.URL(url).copy_with(username=None, password=None, query=None))
+    except httpx.InvalidURL:
+        return "the configured URL"
+
+
 class Client:
     def __init__(self, settings: Settings, console: Console, timeout: float = 30.0) -> None:
         self.settings = settings
@@ -117,11 +126,12 @@ class Client:
                 response = self.http.request(method, path, **kwargs)
             except httpx.TimeoutException:
                 raise AdminError(
-                    f"tensafe-ops at {self.settings.url} did not answer in time"
+                    f"tensafe-ops at {shown_url(self.settings.url)} did not answer in time"
                 ) from None
             except httpx.HTTPError as exc:
+                where = shown_url(self.settings.url)
                 raise AdminError(
-                    f"cannot reach tensafe-ops at {self.settings.url} ({type(exc).__name__})"
+                    f"cannot reach tensafe-ops at {where} ({type(exc).__name__})"
                 ) from None
         if response.status_code == 204:
             return None

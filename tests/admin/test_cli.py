@@ -427,6 +427,14 @@ async def test_unreachable_service_and_bad_input_are_one_clear_line(tmp_path: Pa
     )
     result = await cli("support", "summary")
     assert result.exit_code == 1 and result.stderr.startswith("tensafe-admin: cannot reach")
+    # Credentials in the URL (valid in --url and TENSAFE_ADMIN_URL) never reach the message.
+    with_secret = Cli("http://alice:s3cret-pw@127.0.0.1:9/?token=s3cret-q", {})
+    result = await with_secret("status", "--quick")
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "tensafe-admin: cannot reach tensafe-ops at http://127.0.0.1:9/ (ConnectError): "
+        "status unknown\n"
+    )
     result = await cli("incidents", "list", "--since", "last tuesday")
     assert result.exit_code == 2 and "cannot read 'last tuesday' as a time" in result.stderr
     result = await cli("status", "--tz", "Mars/Olympus")
