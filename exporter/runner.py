@@ -120,7 +120,11 @@ class Runner:
         status = self.stats.source(source.name)
         started = time.monotonic()
         try:
-            result = await asyncio.wait_for(source.refresh(self.clock()), cfg.timeout)
+            # Not asyncio.wait_for: on Python 3.11 it drops a cancellation that arrives as the
+            # refresh finishes (CPython gh-86296), and this loop then never stopped (a hung
+            # shutdown). asyncio.timeout runs the refresh in this task and cancels it here.
+            async with asyncio.timeout(cfg.timeout):
+                result = await source.refresh(self.clock())
             # Rendering is CPU-bound (100k series: ~0.4 s): off the event loop.
             snapshot = await asyncio.to_thread(
                 Snapshot.build,

@@ -167,6 +167,7 @@ async def offload(func: Callable[[], T], *, seconds: float) -> T:
     On timeout the awaiting task is released; the SDK's own request timeout ends the thread.
     """
     try:
-        return await asyncio.wait_for(asyncio.to_thread(func), seconds)
+        async with asyncio.timeout(seconds):  # not wait_for: see exporter/runner.py
+            return await asyncio.to_thread(func)
     except TimeoutError:
         raise UpstreamError("timeout", f"call did not finish within {seconds:.0f}s") from None

@@ -123,7 +123,8 @@ def setup_digester(
             except Exception:  # the store may be briefly unavailable; the next round retries
                 log.exception("digest_round_failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), cfg.poll_interval)
+                async with asyncio.timeout(cfg.poll_interval):  # not wait_for: exporter/runner.py
+                    await stopping.wait()
 
     async def digester_ctx(_app: web.Application) -> AsyncIterator[None]:
         stopping = asyncio.Event()

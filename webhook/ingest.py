@@ -242,13 +242,15 @@ class Ingester:
                 log.warning("ingest_failed", error=describe(exc))
                 backoff = min(max(1.0, backoff * 2), BACKOFF_CAP)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), backoff)
+                    async with asyncio.timeout(backoff):  # not wait_for (exporter/runner.py)
+                        await self.stopping.wait()
                 continue
             if handled:
                 await self._yield_to_receivers(loop.time() - started)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.journal.appended.wait(), self.config.poll_interval)
+                async with asyncio.timeout(self.config.poll_interval):
+                    await self.journal.appended.wait()
 
     def start(self) -> None:
         self.stopping.clear()

@@ -262,9 +262,8 @@ class UsageSource:
     async def _query(self, conn: AsyncConnection, key: str, binds: dict[str, Any]) -> list[Row]:
         sql: str = getattr(self.cfg.queries, key)
         try:
-            result = await asyncio.wait_for(
-                conn.execute(sa.text(sql), binds), self.cfg.request_timeout
-            )
+            async with asyncio.timeout(self.cfg.request_timeout):  # not wait_for: see runner.py
+                result = await conn.execute(sa.text(sql), binds)
             return [tuple(row) for row in result]
         except TimeoutError:
             await conn.invalidate()  # a cancelled query may leave the connection mid-protocol
@@ -282,7 +281,8 @@ class UsageSource:
         binds = _binds(now, engine.dialect.name)
         conn = engine.connect()
         try:
-            await asyncio.wait_for(conn.start(), self.cfg.request_timeout)
+            async with asyncio.timeout(self.cfg.request_timeout):
+                await conn.start()
         except (TimeoutError, sa.exc.SQLAlchemyError, OSError) as exc:
             raise _classify("connect", exc) from None
         rows: dict[str, list[Row]] = {}

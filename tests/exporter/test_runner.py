@@ -214,3 +214,33 @@ async def test_a_rate_limited_refresh_shows_the_source_down_at_once(
     assert await runner.refresh_once(scheduled)
     assert stats.source("zendesk").up is True
     await engine.dispose()
+
+
+class StopsAsItFinishes(ScriptedSource):
+    """A refresh that finishes in the very step its runner is told to stop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task: asyncio.Task[None] | None = None
+
+    async def refresh(self, now: datetime) -> SourceResult:
+        assert self.task is not None
+        asyncio.get_running_loop().call_soon(self.task.cancel)
+        return await super().refresh(now)
+
+
+async def test_a_stop_that_meets_a_finishing_refresh_still_stops(
+    state_db_url: str, clock: FakeClock
+) -> None:
+    """asyncio.wait_for (Python 3.11) dropped such a cancellation: the loop went on refreshing
+    and the shutdown that cancelled it waited forever."""
+    engine = create_engine(state_db_url)
+    await migrate(engine)
+    source = StopsAsItFinishes()
+    scheduled = ScheduledSource(source, SourceConfig(interval=0.01))
+    runner = Runner([scheduled], StateStore(engine), UpstreamStats(), clock)
+    source.task = asyncio.create_task(runner.run_forever(scheduled))
+    async with asyncio.timeout(5):
+        await asyncio.wait([source.task])
+    assert source.task.cancelled()
+    await engine.dispose()
