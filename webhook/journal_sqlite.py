@@ -299,8 +299,6 @@ class SqliteFileJournal(Journal):
         return backlog_of(now, rows)
 
     async def close(self) -> None:
-        await self.flush()
-        await self.tidy()
-        self._stop_watchdog()
+        await super().close()
         await self._run(self._close)
         self._thread.shutdown(wait=True)
